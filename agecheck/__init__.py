@@ -1,0 +1,1 @@
+"""agecheck: age estimation from face photos."""

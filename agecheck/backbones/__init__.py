@@ -1,0 +1,1 @@
+"""Pretrained image backbones built as Keras 3 functional models."""

@@ -1,0 +1,146 @@
+"""Decoding and normalizing photos: EXIF orientation, colour mode, integrity and size checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: PIL's own guard against decompression bombs stays on; our limit is checked explicitly too.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+EXIF_ORIENTATION = 0x0112
+#: JPEG rounding leaves grey photos stored as RGB with channels a level or two apart.
+GRAY_TOLERANCE = 3
+
+
+@dataclass(frozen=True)
+class PhotoLimits:
+    """Acceptable photo sizes (from ``params.yaml``)."""
+
+    min_side: int = 32
+    max_pixels: int = 40_000_000
+    max_bytes: int = 30_000_000
+
+
+@dataclass(frozen=True)
+class NormalizedPhoto:
+    """An upright RGB photo and what was done to get it."""
+
+    image: Image.Image
+    original_mode: str
+    original_format: str
+    exif_orientation: int
+    grayscale: bool
+    pixel_hash: str
+
+
+class PhotoRejected(Exception):
+    """A photo that cannot be used; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
+    """Open and fully decode ``data``, enforcing the size limits before decoding pixels."""
+    if len(data) == 0:
+        raise PhotoRejected("empty_file")
+    if len(data) > limits.max_bytes:
+        raise PhotoRejected("too_large", f"{len(data)} bytes > {limits.max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise PhotoRejected("too_large", f"{width}x{height} pixels > {limits.max_pixels}")
+            image.load()
+    except PhotoRejected:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise PhotoRejected("not_an_image", str(err)) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PhotoRejected("corrupt", str(err)) from None
+    if min(width, height) < limits.min_side:
+        raise PhotoRejected("too_small", f"{width}x{height} < {limits.min_side} px")
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparent pixels are composited on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def is_grayscale(image: Image.Image, original_mode: str) -> bool:
+    """True for single-channel modes and for colour photos whose channels are all equal."""
+    if original_mode in GRAYSCALE_MODES:
+        return True
+    array = np.asarray(image)
+    return bool(np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1], array[..., 2]))
+
+
+def normalize_photo(data: bytes, limits: PhotoLimits, max_side: int = 0) -> NormalizedPhoto:
+    """Decode ``data`` and return it upright, in RGB, optionally shrunk to ``max_side`` pixels.
+
+    Raises :class:`PhotoRejected` when the photo is unusable.
+    """
+    image = _open_checked(data, limits)
+    original_mode, original_format = image.mode, image.format or "unknown"
+    try:
+        orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, not fatal
+        orientation = 1
+    try:
+        upright = ImageOps.exif_transpose(image)
+    except Exception as err:  # noqa: BLE001 - Pillow raises several types for broken EXIF
+        raise PhotoRejected("corrupt", f"EXIF orientation could not be applied: {err}") from None
+    rgb = _to_rgb(upright)
+    if max_side and max(rgb.size) > max_side:
+        rgb = ImageOps.contain(rgb, (max_side, max_side), Image.Resampling.LANCZOS)
+    pixel_hash = hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
+    return NormalizedPhoto(
+        image=rgb,
+        original_mode=original_mode,
+        original_format=original_format,
+        exif_orientation=orientation if orientation in range(1, 9) else 1,
+        grayscale=is_grayscale(rgb, original_mode),
+        pixel_hash=pixel_hash,
+    )
+
+
+def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
+    """Encode an RGB image as a baseline JPEG without metadata."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
+def read_photo(path: str | Path, limits: PhotoLimits | None = None) -> Image.Image:
+    """Read a photo from disk as an upright RGB image (raises :class:`PhotoRejected`)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise PhotoRejected("unreadable", str(err)) from None
+    return normalize_photo(data, limits or PhotoLimits()).image
