@@ -188,7 +188,8 @@ def _reject_duplicates(photos: pd.DataFrame, rows: pd.DataFrame, drop: bool) -> 
         .drop_duplicates(["source", "file_name"])
         .set_index(["source", "file_name"])["age"]
     )
-    photos["age"] = [ages.get((s, f)) for s, f in zip(photos["source"], photos["file_name"], strict=True)]
+    keys = zip(photos["source"], photos["file_name"], strict=True)
+    photos["age"] = pd.array([ages.get(key) for key in keys], dtype="Int64")
     photos["group"] = photos["pixel_hash"].where(decoded)
     for _, copies in photos[decoded & photos.duplicated("pixel_hash", keep=False)].groupby("pixel_hash"):
         ids = [f"{s}/{f}" for s, f in zip(copies["source"], copies["file_name"], strict=True)]
