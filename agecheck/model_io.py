@@ -49,12 +49,14 @@ class AgePredictor:
             )
         import keras
 
-        import agecheck.heads  # noqa: F401 - registers the custom layers before loading
+        import agecheck.backbones.registry  # noqa: F401 - these register the custom layers
+        import agecheck.heads  # noqa: F401
+        import agecheck.training  # noqa: F401
 
         info = json.loads(sidecar(path).read_text(encoding="utf-8"))
         try:
             model = keras.saving.load_model(path, compile=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, TypeError) as err:
             raise AgecheckError(f"cannot load model {path}: {err}") from None
         return cls(model, int(info["input_size"]), info)
 

@@ -17,7 +17,10 @@ def copy_repo(dest: Path) -> Path:
     """Copy the files git knows (tracked and untracked-not-ignored) into a fresh git repo."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         src = ROOT / name

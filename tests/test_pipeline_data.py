@@ -26,8 +26,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     messy = syn.write_source(root / "messy", photos, rows)
     clean = _clean_source(root / "clean", 60, seed=100)
     repo = copy_repo(root / "repo")
-    set_params(repo, data={"sources": {"messy": str(messy), "clean": str(clean)}},
-               validate={"workers": 2, "min_side": 32}, split={"val_size": 0.2, "test_size": 0.2})
+    set_params(
+        repo,
+        data={"sources": {"messy": str(messy), "clean": str(clean)}},
+        validate={"workers": 2, "min_side": 32},
+        split={"val_size": 0.2, "test_size": 0.2},
+    )
     run(repo, "dvc", "repro", "split")
     return repo
 
@@ -35,7 +39,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_metrics_account_for_everything(repo: Path) -> None:
     metrics = json.loads((repo / "metrics/validation.json").read_text())
     assert metrics["per_source"]["clean"]["photos"] == {
-        "total": 60, "usable": 60, "rejected": 0, "rejected_by_reason": {}}
+        "total": 60,
+        "usable": 60,
+        "rejected": 0,
+        "rejected_by_reason": {},
+    }
     messy = metrics["per_source"]["messy"]
     assert messy["photos"]["total"] == 19 and messy["label_rows"]["total"] == 27
     for counts in (messy["photos"], messy["label_rows"], metrics["total"]["photos"]):

@@ -118,8 +118,9 @@ def test_large_photos_are_shrunk() -> None:
 def test_symlinks_are_not_followed(tmp_path: Path) -> None:
     secret = tmp_path / "secret.jpg"
     secret.write_bytes(syn.jpeg_bytes(syn.face_like(seed=3)))
-    source = syn.write_source(tmp_path / "src", {"ok.jpg": syn.jpeg_bytes(syn.face_like())},
-                              ["ok.jpg,30,male", "link.jpg,30,male"])
+    source = syn.write_source(
+        tmp_path / "src", {"ok.jpg": syn.jpeg_bytes(syn.face_like())}, ["ok.jpg,30,male", "link.jpg,30,male"]
+    )
     (source / "final_files" / "link.jpg").symlink_to(secret)
     pack_source(source, tmp_path / "raw.tar")
     with tarfile.open(tmp_path / "raw.tar") as tar:
@@ -159,7 +160,8 @@ def test_pool_and_serial_agree(tmp_path: Path) -> None:
     photos, rows = syn.messy_photos()
     pack_source(syn.write_source(tmp_path / "src", photos, rows), tmp_path / "raw.tar")
     serial = validate_sources({"m": tmp_path / "raw.tar"}, CONFIG, tmp_path / "o1")
-    pooled = validate_sources({"m": tmp_path / "raw.tar"}, ValidateConfig(workers=2, shard_size=4),
-                              tmp_path / "o2")
+    pooled = validate_sources(
+        {"m": tmp_path / "raw.tar"}, ValidateConfig(workers=2, shard_size=4), tmp_path / "o2"
+    )
     pd.testing.assert_frame_equal(serial.usable, pooled.usable)
     assert serial.metrics == pooled.metrics

@@ -1,0 +1,236 @@
+"""The ``agecheck`` command: predict ages of photos, or evaluate a model on a labelled photo folder."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from agecheck.errors import AgecheckError, exit_on_error
+from agecheck.evaluation import evaluate_predictions, summary_line, write_evaluation
+from agecheck.images import PhotoRejected, read_photo
+from agecheck.labels import AgeRange, check_rows, read_labels
+from agecheck.model_io import DEFAULT_MODEL, AgePredictor
+from agecheck.preprocess import square_resize
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+OUTPUT_FORMATS = (".csv", ".json")
+#: Photos read and predicted together: bounds the memory used on huge folders.
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted age of one photo file, or why it could not be read."""
+
+    file: Path
+    age: float | None
+    error: str = ""
+
+
+# --- shared by predict and evaluate -------------------------------------------------------------
+
+
+def _chunks(files: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(files), size):
+        yield files[start : start + size]
+
+
+def _predict_chunk(predictor: AgePredictor, files: Sequence[Path], batch_size: int) -> list[Prediction]:
+    """Read and predict some files; unreadable ones get their rejection reason."""
+    arrays: dict[Path, np.ndarray] = {}
+    rejected: dict[Path, str] = {}
+    for path in files:
+        try:
+            arrays[path] = square_resize(read_photo(path), predictor.input_size)
+        except PhotoRejected as err:
+            rejected[path] = "file_missing" if not path.exists() else err.reason
+    ages = predictor.predict_arrays(np.stack(list(arrays.values())), batch_size) if arrays else []
+    found = {path: Prediction(path, float(age)) for path, age in zip(arrays, ages, strict=True)}
+    return [found.get(path) or Prediction(path, None, rejected[path]) for path in files]
+
+
+def predict_files(predictor: AgePredictor, files: Sequence[Path], batch_size: int) -> list[Prediction]:
+    """Predictions for ``files`` in order, in chunks of :data:`CHUNK` (progress bar on stderr)."""
+    results: list[Prediction] = []
+    with tqdm(total=len(files), unit="photo", disable=len(files) <= batch_size, file=sys.stderr) as bar:
+        for chunk in _chunks(files, CHUNK):
+            results.extend(_predict_chunk(predictor, chunk, batch_size))
+            bar.update(len(chunk))
+    return results
+
+
+def _report_skipped(what: str, reasons: Sequence[str]) -> None:
+    """One stderr line counting skipped items by reason."""
+    if reasons:
+        counts = ", ".join(f"{reason} {n}" for reason, n in Counter(reasons).most_common())
+        print(f"skipped {len(reasons)} {what}: {counts}", file=sys.stderr)
+
+
+# --- predict ------------------------------------------------------------------------------------
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def find_photos(paths: Sequence[str]) -> list[Path]:
+    """Photo files named directly, and image files inside folders (recursive, sorted)."""
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(_images_in(path))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AgecheckError(f"no such photo or folder: {name}")
+    if not files:
+        raise AgecheckError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(paths)}")
+    return files
+
+
+def _check_output(output: Path | None, allowed: Sequence[str]) -> None:
+    if output is not None and output.suffix.lower() not in allowed:
+        raise AgecheckError(f"--output must end with {' or '.join(allowed)} (got {output.name})")
+
+
+def _predictions_table(results: Sequence[Prediction]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "file": [str(r.file) for r in results],
+            "age": [None if r.age is None else round(r.age, 1) for r in results],
+            "error": [r.error for r in results],
+        }
+    )
+
+
+def write_predictions(results: Sequence[Prediction], output: Path) -> None:
+    """Write ``file, age, error`` rows as CSV or JSON (by the extension of ``output``)."""
+    table = _predictions_table(results)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".json":
+        rows = [
+            {"file": r["file"], "age": None if pd.isna(r["age"]) else r["age"], "error": r["error"] or None}
+            for r in table.to_dict("records")
+        ]
+        output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    else:
+        table.to_csv(output, index=False)
+
+
+def print_predictions(results: Sequence[Prediction]) -> None:
+    """``file,age`` on stdout for every photo (age empty when unreadable)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["file", "age"])
+    for r in results:
+        writer.writerow([str(r.file), "" if r.age is None else f"{r.age:.1f}"])
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``agecheck predict``: 0 when at least one photo was predicted, else 1."""
+    _check_output(args.output, OUTPUT_FORMATS)
+    files = find_photos(args.paths)
+    predictor = AgePredictor.load(args.model)
+    results = predict_files(predictor, files, args.batch_size)
+    for r in results:
+        if r.error:
+            print(f"cannot read {r.file}: {r.error}", file=sys.stderr)
+    done = sum(r.age is not None for r in results)
+    if args.output is None:
+        print_predictions(results)
+    else:
+        write_predictions(results, args.output)
+        print(f"predicted {done} of {len(results)} photos -> {args.output}", file=sys.stderr)
+    return 0 if done else 1
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+
+def usable_labels(folder: Path) -> pd.DataFrame:
+    """The usable rows of ``folder/labels.csv`` (rejected rows reported on stderr)."""
+    labels_path = folder / "labels.csv"
+    if not labels_path.is_file() or not (folder / "final_files").is_dir():
+        raise AgecheckError(f"{folder} must contain labels.csv and final_files/")
+    checked = check_rows(read_labels(labels_path.read_bytes(), str(labels_path)), AgeRange())
+    _report_skipped("label rows", list(checked.loc[checked["reason"] != "", "reason"]))
+    return checked[checked["reason"] == ""]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``agecheck evaluate``: metrics of the model on a labelled photo folder."""
+    _check_output(args.output, (".json",))
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise AgecheckError(f"no such folder: {folder}")
+    labels = usable_labels(folder)
+    if labels.empty:
+        raise AgecheckError(f"no usable label rows in {folder / 'labels.csv'}")
+    predictor = AgePredictor.load(args.model)
+    files = [folder / "final_files" / name for name in labels["file_name"]]
+    results = predict_files(predictor, files, args.batch_size)
+    _report_skipped("photos", [r.error for r in results if r.error])
+    ok = np.array([r.age is not None for r in results])
+    table = pd.DataFrame(
+        {
+            "id": labels["file_name"].to_numpy()[ok],
+            "source": folder.resolve().name,
+            "age": labels["age"].to_numpy(dtype=int)[ok],
+        }
+    )
+    predicted = np.array([r.age for r in results if r.age is not None])
+    predictions, metrics = evaluate_predictions(table, predicted)
+    print(f"evaluate {folder}: {summary_line(metrics)}", file=sys.stderr)
+    write_evaluation(predictions, metrics, args.output, args.plots)
+    if args.output is None:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agecheck", description="Estimate ages from face photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="predict the age of photos (files or folders)")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (recursive)")
+    predict.add_argument("--output", type=Path, help="write a .csv or .json file instead of printing")
+    predict.set_defaults(run=cmd_predict)
+    evaluate = commands.add_parser("evaluate", help="measure the model on a labelled folder")
+    evaluate.add_argument("folder", metavar="DIR", help="folder with final_files/ and labels.csv")
+    evaluate.add_argument("--output", type=Path, help="metrics .json file (default: print to stdout)")
+    evaluate.add_argument("--plots", type=Path, help="folder for predictions.csv and the figures")
+    evaluate.set_defaults(run=cmd_evaluate)
+    for sub in (predict, evaluate):
+        sub.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL}")
+        sub.add_argument("--batch-size", type=_positive, default=64, help="photos per model call")
+    return parser
+
+
+@exit_on_error
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (errors exit with status 2)."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Figures of an evaluation: predicted vs true age, MAE per age band, distribution of the errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agecheck.plots import plt, save
+
+
+def _by_source(predictions: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of each source, sources sorted by name."""
+    return [(str(name), rows) for name, rows in predictions.groupby("source", sort=True)]
+
+
+def predicted_vs_true(predictions: pd.DataFrame, mae: float, path: Path) -> None:
+    """Scatter of predicted against true age, one colour per source, with the diagonal."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for name, rows in _by_source(predictions):
+        ax.scatter(rows["age"], rows["predicted"], s=8, alpha=0.5, label=f"{name} (n={len(rows)})")
+    ages = predictions[["age", "predicted"]].to_numpy(dtype=float)
+    low, high = min(0.0, ages.min()), max(100.0, ages.max())
+    ax.plot([low, high], [low, high], color="black", linewidth=1, label="perfect")
+    ax.set(xlim=(low, high), ylim=(low, high), xlabel="true age (years)", ylabel="predicted age (years)")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left")
+    ax.set_title(f"Predicted vs true age (MAE {mae:.2f})")
+    save(fig, path)
+
+
+def mae_by_age_band(metrics: dict[str, Any], path: Path) -> None:
+    """Bars of the MAE in each age band, labelled with the band's photo count."""
+    bands = list(metrics["mae_by_age_band"])
+    maes = [metrics["mae_by_age_band"][band] for band in bands]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars = ax.bar(bands, maes, color="tab:blue")
+    ax.bar_label(bars, labels=[f"n={metrics['count_by_age_band'][band]}" for band in bands], padding=2)
+    ax.axhline(metrics["mae"], color="black", linestyle="--", linewidth=1, label="overall")
+    ax.set(xlabel="true age band (years)", ylabel="mean absolute error (years)")
+    ax.margins(y=0.15)
+    ax.legend()
+    ax.set_title(f"MAE per age band (overall MAE {metrics['mae']:.2f})")
+    save(fig, path)
+
+
+def error_distribution(predictions: pd.DataFrame, mae: float, path: Path) -> None:
+    """Histogram of predicted minus true age, one per source on shared bins."""
+    signed = (predictions["predicted"] - predictions["age"]).to_numpy(dtype=float)
+    edges = np.histogram_bin_edges(signed, bins=min(50, max(10, len(signed) // 20)))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, rows in _by_source(predictions):
+        ax.hist(rows["predicted"] - rows["age"], bins=edges, alpha=0.5, label=f"{name} (n={len(rows)})")
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set(xlabel="predicted - true age (years)", ylabel="photos")
+    ax.legend()
+    ax.set_title(f"Prediction errors (MAE {mae:.2f}, mean {signed.mean():+.2f})")
+    save(fig, path)
+
+
+def write_evaluation_plots(predictions: pd.DataFrame, metrics: dict[str, Any], out_dir: Path) -> None:
+    """Write ``predicted_vs_true.png``, ``mae_by_age_band.png`` and ``error_distribution.png``."""
+    predicted_vs_true(predictions, metrics["mae"], out_dir / "predicted_vs_true.png")
+    mae_by_age_band(metrics, out_dir / "mae_by_age_band.png")
+    error_distribution(predictions, metrics["mae"], out_dir / "error_distribution.png")

@@ -1,0 +1,80 @@
+"""The whole ``dvc repro`` (validate -> ... -> evaluate) and an experiment, on generated photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import synthetic as syn
+from tests.repo_copy import copy_repo, run, set_params
+
+TINY = {
+    "model": {
+        "backbone": "efficientnet_lite0",
+        "pretrained": True,
+        "weights_path": "",
+        "image_size": 32,
+        "cut_block": 13,
+    },
+    "features": {"batch_size": 32, "flip": True},
+    "train": {"head_epochs": 1, "epochs": 1, "batch_size": 16, "patience": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("full")
+    sources = {}
+    for index, name in enumerate(("one", "two")):
+        photos = {
+            f"{i:03d}.jpg": syn.jpeg_bytes(syn.face_like(48, 48, seed=1000 * index + i)) for i in range(40)
+        }
+        rows = [f"{i:03d}.jpg,{2 + (i * 11) % 80},female" for i in range(40)]
+        sources[name] = str(syn.write_source(root / name, photos, rows))
+    repo = copy_repo(root / "repo")
+    set_params(
+        repo,
+        data={"sources": sources},
+        validate={"workers": 1},
+        split={"val_size": 0.2, "test_size": 0.2},
+        **TINY,
+    )
+    run(repo, "dvc", "repro")
+    return repo
+
+
+def test_metrics_file_has_the_required_keys(repo: Path) -> None:
+    metrics = json.loads((repo / "metrics/metrics.json").read_text())
+    for key in ("mae", "rmse", "median_ae", "mae_by_age_band", "mae_by_source"):
+        assert key in metrics
+    assert set(metrics["mae_by_source"]) <= {"one", "two"}
+    assert 0 <= metrics["mae"] < 100
+    for png in ("predicted_vs_true.png", "mae_by_age_band.png", "error_distribution.png"):
+        assert (repo / "metrics/evaluate" / png).stat().st_size > 1000
+    assert (repo / "metrics/train/metrics.json").exists()
+    assert "step" in (repo / "metrics/train/plots/metrics/val_mae.tsv").read_text()
+
+
+def test_dvc_reports_metrics_and_plots(repo: Path) -> None:
+    shown = run(repo, "dvc", "metrics", "show", "--json").stdout
+    assert "mae_by_source" in shown
+    run(repo, "dvc", "plots", "show", "-o", "plots_html")
+    assert (repo / "plots_html" / "index.html").exists()
+
+
+def test_predict_cli_uses_the_trained_model(repo: Path) -> None:
+    photo = repo.parent / "one" / "final_files" / "000.jpg"
+    done = run(repo, "agecheck", "predict", str(photo))
+    assert "000.jpg" in done.stdout
+
+
+def test_experiment_changes_only_training(repo: Path) -> None:
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline")
+    done = run(repo, "dvc", "exp", "run", "-S", "train.lr=0.001", "-n", "faster")
+    assert "Running stage 'train'" in done.stdout
+    assert "Running stage 'features'" not in done.stdout
+    assert "faster" in run(repo, "dvc", "exp", "show", "--no-pager").stdout
+    assert "mae" in run(repo, "dvc", "metrics", "diff", "HEAD", "faster").stdout

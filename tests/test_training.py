@@ -1,0 +1,78 @@
+"""Model building, a training step per backbone, and the saved model's round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from agecheck.backbones.registry import BACKBONES, build_backbone, split_backbone
+from agecheck.errors import AgecheckError
+from agecheck.model_io import AgePredictor, save_age_model
+from agecheck.training import AgeNet, Batches, TrainConfig, fit, predict_mean
+from tests import synthetic as syn
+
+SIZE = 32
+CUTS = {"efficientnet_lite0": 10, "efficientnet_lite1": 12, "efficientnet_lite2": 12, "resnet50": 12}
+
+
+def _images(count: int) -> np.ndarray:
+    return np.stack([np.asarray(syn.face_like(SIZE, SIZE, seed=i)) for i in range(count)])
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_one_training_step_per_backbone(name: str) -> None:
+    lower, upper = split_backbone(build_backbone(name, pretrained=False), CUTS[name])
+    assert lower is not None
+    features = np.asarray(lower.predict(_images(4).astype(np.float32), verbose=0))
+    net = AgeNet(lower, upper, TrainConfig(head="regression"))
+    net.set_upper_trainable(True)
+    net.compile(1e-3)
+    before = [w.copy() for w in net.trainable.get_weights()]
+    loss = net.trainable.train_on_batch(features, np.array([10, 20, 30, 40], dtype=np.float32))
+    assert np.isfinite(loss).all()
+    changed = [not np.array_equal(a, b) for a, b in zip(before, net.trainable.get_weights(), strict=True)]
+    assert any(changed)
+    frozen = [
+        layer
+        for layer in net.trainable._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert frozen and not any(layer.trainable for layer in frozen)
+
+
+def test_resnet50_without_weights_says_where_to_put_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(AgecheckError, match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5"):
+        build_backbone("resnet50", pretrained=True)
+
+
+def test_fit_and_saved_model_round_trip(tmp_path: Path) -> None:
+    lower, upper = split_backbone(build_backbone("efficientnet_lite0", pretrained=False), 13)
+    images = _images(24)
+    ages = np.linspace(5, 80, 24).astype(np.float32)
+    feats = np.asarray(lower.predict(images.astype(np.float32), verbose=0)).astype(np.float16)
+    flipped = np.asarray(lower.predict(images[:, :, ::-1].astype(np.float32), verbose=0)).astype(np.float16)
+    cfg = TrainConfig(head="dex", head_epochs=1, epochs=1, batch_size=8)
+    net = AgeNet(lower, upper, cfg)
+    best = fit(net, Batches(feats, ages, 8, 0, flipped), Batches(feats, ages, 8, 0, shuffle=False), [])
+    assert np.isfinite(best)
+    expected = predict_mean(net.trainable, feats, flipped, 8)
+    save_age_model(net.full_model(SIZE), tmp_path / "m.keras", SIZE, {"backbone": "efficientnet_lite0"})
+    predictor = AgePredictor.load(tmp_path / "m.keras")
+    got = predictor.predict_arrays(images)
+    assert predictor.input_size == SIZE
+    assert np.allclose(got, expected, atol=0.05)  # cached activations are float16
+    assert ((got >= 0) & (got <= 100)).all()
+
+
+def test_batches_mirror_about_half_and_keep_labels() -> None:
+    x = np.zeros((100, 1), dtype=np.float16)
+    batches = Batches(x, np.arange(100), 10, seed=1, x_flip=np.ones_like(x))
+    xs, ys = zip(*(batches[i] for i in range(len(batches))), strict=True)
+    assert sorted(np.concatenate(ys).tolist()) == list(range(100))
+    assert 30 < np.concatenate(xs).sum() < 70
