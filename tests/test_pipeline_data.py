@@ -66,12 +66,12 @@ def test_split_tables_partition_the_usable_photos(repo: Path) -> None:
 
 def test_rerun_is_deterministic_and_status_notices_changes(repo: Path) -> None:
     before = (repo / "data/split/test.csv").read_text()
-    assert "changed" not in run(repo, "dvc", "status", "split").stdout
+    assert "changed" not in run(repo, "dvc", "status", "--with-deps", "split").stdout
     run(repo, "dvc", "repro", "split", "--force", "--single-item")
     assert (repo / "data/split/test.csv").read_text() == before
     source = Path(yaml.safe_load((repo / "params.yaml").read_text())["data"]["sources"]["clean"])
     (source / "final_files" / "0000.jpg").write_bytes(syn.jpeg_bytes(syn.face_like(48, 48, seed=999)))
-    status = run(repo, "dvc", "status", "split").stdout
+    status = run(repo, "dvc", "status", "--with-deps", "split").stdout
     assert "ingest@clean" in status and "modified" in status
 
 
