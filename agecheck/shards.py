@@ -7,8 +7,6 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from PIL import Image
-
 
 class ShardWriter:
     """Write ``(member, bytes)`` pairs into ``photos-00000.tar``, ``photos-00001.tar``, ..."""
@@ -59,12 +57,3 @@ def iter_shard(path: Path) -> Iterator[tuple[str, bytes]]:
                 handle = tar.extractfile(info)
                 assert handle is not None
                 yield info.name, handle.read()
-
-
-def read_member(shard: Path, member: str) -> Image.Image:
-    """Open one photo from a shard (slow for many photos: prefer :func:`iter_shard`)."""
-    with tarfile.open(shard) as tar:
-        handle = tar.extractfile(member)
-        if handle is None:
-            raise KeyError(member)
-        return Image.open(io.BytesIO(handle.read())).convert("RGB")
