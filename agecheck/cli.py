@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from agecheck.challenge25 import load_policy
 from agecheck.errors import AgecheckError, exit_on_error
-from agecheck.evaluation import evaluate_predictions, summary_line, write_evaluation
+from agecheck.evaluation import GROUP_COLUMNS, evaluate_predictions, summary_line, write_evaluation
 from agecheck.images import PhotoRejected, read_photo
 from agecheck.labels import AgeRange, check_rows, read_labels
 from agecheck.model_io import DEFAULT_MODEL, AgePredictor
@@ -188,10 +189,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "age": labels["age"].to_numpy(dtype=int)[ok],
         }
     )
+    for column in GROUP_COLUMNS:
+        if column in labels:
+            table[column] = labels[column].to_numpy()[ok]
     predicted = np.array([r.age for r in results if r.age is not None])
-    predictions, metrics = evaluate_predictions(table, predicted)
+    policy = load_policy()
+    predictions, metrics = evaluate_predictions(table, predicted, policy)
     print(f"evaluate {folder}: {summary_line(metrics)}", file=sys.stderr)
-    write_evaluation(predictions, metrics, args.output, args.plots)
+    write_evaluation(predictions, metrics, args.output, args.plots, policy)
     if args.output is None:
         print(json.dumps(metrics, indent=2))
     return 0

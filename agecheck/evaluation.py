@@ -11,43 +11,69 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agecheck.challenge25 import Policy, challenge25_metrics, group_metrics, rate_curve
 from agecheck.errors import AgecheckError
 from agecheck.evaluation_plots import write_evaluation_plots
 from agecheck.io import write_json
 from agecheck.metrics import age_metrics
 
-PREDICTION_COLUMNS = ("id", "source", "age", "predicted", "error")
+#: Label columns that define groups of customers (kept in the predictions when present).
+GROUP_COLUMNS = ("gender", "race")
+PREDICTION_COLUMNS = ("id", "source", *GROUP_COLUMNS, "age", "predicted", "error")
+RATES_CSV = "challenge25_rates.csv"
 
 
-def evaluate_predictions(table: pd.DataFrame, predicted: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The predictions table (``id, source, age, predicted, error``) and the metrics.
+def prediction_table(table: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
+    """One row per photo: ``id, source, gender, race, age, predicted, error`` (predicted - true).
 
-    ``table`` has one row per photo with columns ``id``, ``source`` and ``age`` (true age);
-    ``predicted`` holds the predicted ages in the same order. ``error`` is predicted - true.
+    ``table`` has columns ``id``, ``source``, ``age`` (true age) and optionally the group
+    columns; ``predicted`` holds the predicted ages in the same order.
     """
     predicted = np.asarray(predicted, dtype=float).reshape(-1)
     if len(table) == 0:
         raise AgecheckError("no photos to evaluate")
     if len(predicted) != len(table):
         raise ValueError(f"{len(table)} photos but {len(predicted)} predictions")
-    ages = table["age"].to_numpy(dtype=float)
-    predictions = pd.DataFrame(
-        {
-            "id": table["id"].astype(str).to_numpy(),
-            "source": table["source"].astype(str).to_numpy(),
-            "age": table["age"].to_numpy(dtype=int),
-            "predicted": predicted.round(3),
-            "error": (predicted - ages).round(3),
-        }
-    )
-    metrics = age_metrics(ages, predicted, predictions["source"].to_numpy())
+    ages = table["age"].to_numpy(dtype=int)
+    columns = {"id": table["id"].astype(str).to_numpy(), "source": table["source"].astype(str).to_numpy()}
+    for name in GROUP_COLUMNS:
+        columns[name] = table[name].to_numpy() if name in table else np.full(len(table), None)
+    columns.update({"age": ages, "predicted": predicted.round(3), "error": (predicted - ages).round(3)})
+    return pd.DataFrame(columns)
+
+
+def evaluate_predictions(
+    table: pd.DataFrame,
+    predicted: np.ndarray,
+    policy: Policy | None = None,
+    calibration: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The predictions table (see :func:`prediction_table`) and the metrics: errors overall, per
+    age band and source; Challenge 25 rates (``challenge25``), with the threshold calibrated on
+    the ``calibration`` predictions table (the validation split) when given; and MAE and rates
+    per gender and race (``by_gender``, ``by_race``) where the labels have them.
+    """
+    policy = policy or Policy()
+    predictions = prediction_table(table, predicted)
+    ages, estimates = predictions["age"].to_numpy(dtype=float), predictions["predicted"].to_numpy()
+    metrics = age_metrics(ages, estimates, predictions["source"].to_numpy())
+    reference = None if calibration is None else (calibration["age"], calibration["predicted"])
+    metrics["challenge25"] = challenge25_metrics(ages, estimates, policy, reference)
+    for name in GROUP_COLUMNS:
+        if predictions[name].notna().any():
+            metrics[f"by_{name}"] = group_metrics(predictions, name, policy)
     return predictions, metrics
 
 
 def write_evaluation(
-    predictions: pd.DataFrame, metrics: dict[str, Any], metrics_path: Path | None, plots_dir: Path | None
+    predictions: pd.DataFrame,
+    metrics: dict[str, Any],
+    metrics_path: Path | None,
+    plots_dir: Path | None,
+    policy: Policy | None = None,
 ) -> None:
-    """Write the metrics JSON and, in ``plots_dir``, ``predictions.csv`` and the PNG figures.
+    """Write the metrics JSON and, in ``plots_dir``, ``predictions.csv``, the Challenge 25 rates
+    per threshold (``challenge25_rates.csv``) and the PNG figures.
 
     Either destination may be None to skip it.
     """
@@ -56,7 +82,9 @@ def write_evaluation(
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
         predictions.to_csv(plots_dir / "predictions.csv", index=False, columns=list(PREDICTION_COLUMNS))
-        write_evaluation_plots(predictions, metrics, plots_dir)
+        curve = rate_curve(predictions["age"], predictions["predicted"], policy or Policy())
+        curve.to_csv(plots_dir / RATES_CSV, index=False)
+        write_evaluation_plots(predictions, metrics, curve, plots_dir)
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""Figures of an evaluation: predicted vs true age, MAE per age band, distribution of the errors."""
+"""Figures of an evaluation: predicted vs true age, MAE per age band, distribution of the errors,
+Challenge 25 rates per threshold, and errors and rates per group of customers."""
 
 from __future__ import annotations
 
@@ -60,8 +61,70 @@ def error_distribution(predictions: pd.DataFrame, mae: float, path: Path) -> Non
     save(fig, path)
 
 
-def write_evaluation_plots(predictions: pd.DataFrame, metrics: dict[str, Any], out_dir: Path) -> None:
-    """Write ``predicted_vs_true.png``, ``mae_by_age_band.png`` and ``error_distribution.png``."""
+def challenge25_rates(curve: pd.DataFrame, challenge25: dict[str, Any], path: Path) -> None:
+    """Both Challenge 25 rates (in %) against the threshold, with the policy and safe thresholds."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    percent = curve.set_index("threshold") * 100
+    legal = challenge25["legal_age"]
+    ax.plot(
+        percent.index,
+        percent["minor_pass_rate"],
+        color="tab:red",
+        marker=".",
+        label=f"under-{legal:g}s served without ID (n={challenge25['minors']})",
+    )
+    ax.plot(
+        percent.index,
+        percent["adult_check_rate"],
+        color="tab:blue",
+        marker=".",
+        label=f"customers {challenge25['threshold']:g}+ asked for ID (n={challenge25['adults']})",
+    )
+    ax.axvline(challenge25["threshold"], color="black", linestyle="--", linewidth=1, label="policy threshold")
+    safe = challenge25["safe_threshold"]
+    if safe.get("threshold") is not None:
+        ax.axvline(
+            safe["threshold"],
+            color="tab:green",
+            linestyle=":",
+            linewidth=1.5,
+            label=f"threshold for <= {safe['max_minor_pass_rate']:.0%} minors served ({safe['threshold']:g})",
+        )
+    ax.set(
+        xlabel="ask for ID when the estimate is under (years)", ylabel="share of the group (%)", ylim=(0, 100)
+    )
+    ax.legend(fontsize=8)
+    ax.set_title("Challenge 25: minors served without ID vs adults asked for ID")
+    save(fig, path)
+
+
+def by_group(metrics: dict[str, Any], path: Path) -> None:
+    """For each grouping (gender, race): bars of MAE and of both rates per group, with counts."""
+    groupings = [key for key in ("by_gender", "by_race") if key in metrics]
+    fig, axes = plt.subplots(len(groupings), 2, figsize=(11, 3.6 * len(groupings)), squeeze=False)
+    for row, key in zip(axes, groupings, strict=True):
+        table = pd.DataFrame(metrics[key]).T
+        names = [f"{name}\n(n={int(count)})" for name, count in table["count"].items()]
+        row[0].bar(names, table["mae"].astype(float), color="tab:blue")
+        row[0].set(ylabel="MAE (years)", title=f"MAE {key.replace('_', ' ')}")
+        rates = table[["minor_pass_rate", "adult_check_rate"]].astype(float) * 100
+        rates.index = names
+        rates.plot.bar(ax=row[1], rot=0, color=["tab:red", "tab:blue"])
+        row[1].legend(["minors served without ID", "adults asked for ID"], fontsize=8)
+        row[1].set(ylabel="share of the group (%)", title=f"Challenge 25 rates {key.replace('_', ' ')}")
+    save(fig, path)
+
+
+def write_evaluation_plots(
+    predictions: pd.DataFrame, metrics: dict[str, Any], curve: pd.DataFrame, out_dir: Path
+) -> None:
+    """Write ``predicted_vs_true.png``, ``mae_by_age_band.png``, ``error_distribution.png``,
+    ``challenge25_rates.png`` (from the rate ``curve``) and, when the labels have groups,
+    ``by_group.png``.
+    """
     predicted_vs_true(predictions, metrics["mae"], out_dir / "predicted_vs_true.png")
     mae_by_age_band(metrics, out_dir / "mae_by_age_band.png")
     error_distribution(predictions, metrics["mae"], out_dir / "error_distribution.png")
+    challenge25_rates(curve, metrics["challenge25"], out_dir / "challenge25_rates.png")
+    if "by_gender" in metrics or "by_race" in metrics:
+        by_group(metrics, out_dir / "by_group.png")

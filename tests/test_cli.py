@@ -169,8 +169,13 @@ def test_evaluate(
     assert metrics["count_by_age_band"] == {"0-12": 1, "25-34": 1, "65+": 1}
 
     table = (plots / "predictions.csv").read_text().splitlines()
-    assert table[0] == "id,source,age,predicted,error" and len(table) == 4
-    for name in ("predicted_vs_true.png", "mae_by_age_band.png", "error_distribution.png"):
+    assert table[0] == "id,source,gender,race,age,predicted,error" and len(table) == 4
+    assert metrics["challenge25"]["minors"] == 1 and metrics["challenge25"]["adults"] == 2
+    assert metrics["by_gender"]["female"]["count"] == 3 and "by_race" not in metrics
+    assert (
+        (plots / "challenge25_rates.csv").read_text().startswith("threshold,minor_pass_rate,adult_check_rate")
+    )
+    for name in ("predicted_vs_true.png", "mae_by_age_band.png", "error_distribution.png", "by_group.png"):
         assert (plots / name).stat().st_size > 1000
 
 

@@ -51,15 +51,27 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
         assert key in metrics
     assert set(metrics["mae_by_source"]) <= {"one", "two"}
     assert 0 <= metrics["mae"] < 100
-    for png in ("predicted_vs_true.png", "mae_by_age_band.png", "error_distribution.png"):
+    for png in (
+        "predicted_vs_true.png",
+        "mae_by_age_band.png",
+        "error_distribution.png",
+        "challenge25_rates.png",
+    ):
         assert (repo / "metrics/evaluate" / png).stat().st_size > 1000
+    c25 = metrics["challenge25"]
+    assert (
+        c25["threshold"] == 25 and c25["legal_age"] == 18 and c25["safe_threshold"]["calibrated_on"] == "val"
+    )
+    assert {"minor_pass_rate", "adult_check_rate"} <= set(c25) and "by_gender" in metrics
+    report = (repo / "metrics/report.md").read_text()
+    assert "Minors served without ID" in report and "(evaluate/challenge25_rates.png)" in report
     assert (repo / "metrics/train/metrics.json").exists()
     assert "step" in (repo / "metrics/train/plots/metrics/eval/mae.tsv").read_text()
 
 
 def test_dvc_reports_metrics_and_plots(repo: Path) -> None:
     shown = run(repo, "dvc", "metrics", "show", "--json").stdout
-    assert "mae_by_source" in shown
+    assert "mae_by_source" in shown and "minor_pass_rate" in shown
     run(repo, "dvc", "plots", "show", "-o", "plots_html")
     assert (repo / "plots_html" / "index.html").exists()
 

@@ -1,0 +1,203 @@
+"""Challenge 25 at the till: how often the age estimate lets a minor buy alcohol without an ID
+check, and how often it makes adults show ID.
+
+A customer is asked for ID when the estimated age is under ``threshold`` (25). With
+``legal_age`` 18:
+
+- *minor pass rate*: the share of customers under 18 estimated at ``threshold`` or older
+  (served without an ID check), the number that matters most;
+- *adult check rate*: the share of customers 25 or older (``adult_age``) estimated under
+  ``threshold`` (ID checks that annoy customers).
+
+``adult_age`` stays at the policy's age when ``threshold`` moves, so the curves over thresholds
+show the trade-off between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy.stats import binomtest
+
+from agecheck.errors import AgecheckError
+from agecheck.params import DEFAULT_PARAMS, load_params
+
+DECIMALS = 4
+#: Thresholds of the rate curves (years).
+CURVE_THRESHOLDS = np.round(np.arange(18.0, 35.01, 0.5), 1)
+#: Step of the search for the threshold that keeps minors out (years).
+SEARCH_STEP = 0.1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The Challenge 25 rule: ask for ID under ``threshold``; alcohol is legal from ``legal_age``."""
+
+    threshold: float = 25.0
+    legal_age: float = 18.0
+    max_minor_pass_rate: float = 0.01
+
+    @property
+    def adult_age(self) -> float:
+        """Customers this old or older should not need to show ID."""
+        return self.threshold
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> Policy:
+        """The ``policy`` block of params.yaml (missing keys take the defaults)."""
+        values = dict(params or {})
+        unknown = sorted(set(values) - {"threshold", "legal_age", "max_minor_pass_rate"})
+        if unknown:
+            raise AgecheckError(f"unknown policy parameter(s): {', '.join(unknown)}")
+        try:
+            policy = cls(**{key: float(value) for key, value in values.items()})
+        except (TypeError, ValueError) as err:
+            raise AgecheckError(f"policy parameters must be numbers: {err}") from None
+        if not 0 < policy.legal_age <= policy.threshold:
+            raise AgecheckError(
+                f"policy needs 0 < legal_age <= threshold (got {policy.legal_age}, {policy.threshold})"
+            )
+        if not 0 <= policy.max_minor_pass_rate < 1:
+            raise AgecheckError(
+                f"policy.max_minor_pass_rate must be in [0, 1) (got {policy.max_minor_pass_rate})"
+            )
+        return policy
+
+
+def load_policy(path: str | Path = DEFAULT_PARAMS) -> Policy:
+    """The ``policy`` block of the checkout's params.yaml; the defaults when there is no such file."""
+    path = Path(path)
+    return Policy.from_params(load_params(path).get("policy")) if path.is_file() else Policy()
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``hits`` of ``count`` customers; ``value`` is None when the group is empty."""
+
+    hits: int
+    count: int
+
+    @property
+    def value(self) -> float | None:
+        return None if self.count == 0 else round(self.hits / self.count, DECIMALS)
+
+    @property
+    def upper95(self) -> float | None:
+        """Upper end of the 95% Wilson interval of the rate (None for an empty group)."""
+        if self.count == 0:
+            return None
+        return round(float(binomtest(self.hits, self.count).proportion_ci(method="wilson").high), DECIMALS)
+
+
+def _arrays(true: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    true_ages = np.asarray(true, dtype=float).reshape(-1)
+    predicted_ages = np.asarray(predicted, dtype=float).reshape(-1)
+    if len(true_ages) != len(predicted_ages):
+        raise ValueError(f"{len(true_ages)} true ages but {len(predicted_ages)} predicted ones")
+    return true_ages, predicted_ages
+
+
+def minor_pass(true: ArrayLike, predicted: ArrayLike, threshold: float, legal_age: float) -> Rate:
+    """Under-``legal_age`` customers estimated at ``threshold`` or older."""
+    true_ages, predicted_ages = _arrays(true, predicted)
+    minors = true_ages < legal_age
+    return Rate(int(np.sum(predicted_ages[minors] >= threshold)), int(minors.sum()))
+
+
+def adult_check(true: ArrayLike, predicted: ArrayLike, threshold: float, adult_age: float) -> Rate:
+    """Customers ``adult_age`` or older estimated under ``threshold``."""
+    true_ages, predicted_ages = _arrays(true, predicted)
+    adults = true_ages >= adult_age
+    return Rate(int(np.sum(predicted_ages[adults] < threshold)), int(adults.sum()))
+
+
+def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: Policy) -> dict[str, Any]:
+    """Both rates at ``threshold`` with the counts behind them (JSON-ready)."""
+    passed = minor_pass(true, predicted, threshold, policy.legal_age)
+    checked = adult_check(true, predicted, threshold, policy.adult_age)
+    return {
+        "threshold": round(float(threshold), 2),
+        "minor_pass_rate": passed.value,
+        "minor_pass_rate_upper95": passed.upper95,
+        "minors": passed.count,
+        "minors_passed": passed.hits,
+        "adult_check_rate": checked.value,
+        "adults": checked.count,
+        "adults_checked": checked.hits,
+    }
+
+
+def rate_curve(
+    true: ArrayLike, predicted: ArrayLike, policy: Policy, thresholds: ArrayLike = CURVE_THRESHOLDS
+) -> pd.DataFrame:
+    """``threshold, minor_pass_rate, adult_check_rate`` for each threshold."""
+    rows = []
+    for threshold in np.asarray(thresholds, dtype=float):
+        passed = minor_pass(true, predicted, threshold, policy.legal_age)
+        checked = adult_check(true, predicted, threshold, policy.adult_age)
+        rows.append((float(threshold), passed.value, checked.value))
+    return pd.DataFrame(rows, columns=["threshold", "minor_pass_rate", "adult_check_rate"])
+
+
+def safe_threshold(true: ArrayLike, predicted: ArrayLike, policy: Policy) -> float | None:
+    """The lowest threshold (in steps of :data:`SEARCH_STEP` from ``legal_age``) whose minor pass
+    rate is at most ``policy.max_minor_pass_rate``; None when there are no minors.
+
+    Lower is better for adults, so this is the threshold that checks the fewest adults.
+    """
+    true_ages, predicted_ages = _arrays(true, predicted)
+    minor_estimates = np.sort(predicted_ages[true_ages < policy.legal_age])
+    if len(minor_estimates) == 0:
+        return None
+    allowed = int(np.floor(policy.max_minor_pass_rate * len(minor_estimates) + 1e-9))
+    # at most `allowed` minors may be estimated at or above the threshold
+    must_exceed = minor_estimates[len(minor_estimates) - allowed - 1]
+    steps = np.floor((must_exceed - policy.legal_age) / SEARCH_STEP + 1e-9) + 1
+    return round(max(policy.legal_age, policy.legal_age + steps * SEARCH_STEP), 1)
+
+
+def challenge25_metrics(
+    true: ArrayLike,
+    predicted: ArrayLike,
+    policy: Policy,
+    calibration: tuple[ArrayLike, ArrayLike] | None = None,
+    calibrated_on: str = "val",
+) -> dict[str, Any]:
+    """The rates at the policy threshold, and at the threshold that keeps the minor pass rate
+    within the limit on ``calibration`` (true, predicted) ages — the same photos when None.
+    """
+    metrics = {"legal_age": policy.legal_age, **rates(true, predicted, policy.threshold, policy)}
+    if calibration is None:
+        calibration, calibrated_on = (true, predicted), "the same photos"
+    threshold = safe_threshold(*calibration, policy)
+    safe: dict[str, Any] = {"calibrated_on": calibrated_on, "max_minor_pass_rate": policy.max_minor_pass_rate}
+    if threshold is None:
+        safe["threshold"] = None
+    else:
+        safe["calibration_minor_pass_rate"] = minor_pass(*calibration, threshold, policy.legal_age).value
+        safe.update(rates(true, predicted, threshold, policy))
+    metrics["safe_threshold"] = safe
+    return metrics
+
+
+def group_metrics(predictions: pd.DataFrame, column: str, policy: Policy) -> dict[str, dict[str, Any]]:
+    """Per value of ``column`` (missing values as ``not recorded``): photo count, MAE and both
+    rates at the policy threshold with the counts behind them.
+    """
+    groups = (
+        predictions[column].astype("string").fillna("not recorded").str.strip().replace("", "not recorded")
+    )
+    table: dict[str, dict[str, Any]] = {}
+    for name, rows in predictions.groupby(groups, sort=True):
+        row_rates = rates(rows["age"], rows["predicted"], policy.threshold, policy)
+        table[str(name)] = {
+            "count": len(rows),
+            "mae": round(float(np.mean(np.abs(rows["predicted"] - rows["age"]))), 3),
+            **{key: row_rates[key] for key in ("minor_pass_rate", "minors", "adult_check_rate", "adults")},
+        }
+    return table

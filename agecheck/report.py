@@ -1,0 +1,143 @@
+"""A short Markdown report for store managers: the key numbers in plain words, the figures, the
+results per group and the worst errors per age band (listed by photo id; photos never embedded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from agecheck.age_bands import BAND_LABELS, age_band
+
+#: Figures of the evaluate stage shown in the report, with their captions.
+FIGURES = (
+    ("challenge25_rates.png", "Minors served without ID and adults asked for ID, per threshold"),
+    ("mae_by_age_band.png", "Average error per age band"),
+    ("predicted_vs_true.png", "Estimated against real age"),
+    ("by_group.png", "Errors and Challenge 25 rates per group"),
+    ("error_distribution.png", "Distribution of the errors"),
+)
+WORST_PER_BAND = 3
+#: Published figure for comparison (Yoti, 13-17-year-olds estimated 25 or older).
+YOTI_MINOR_PASS = 0.0009
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f}%"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def key_numbers(metrics: dict[str, Any]) -> list[str]:
+    """The headline paragraphs: accuracy, then the Challenge 25 rates and the safe threshold."""
+    c25, safe = metrics["challenge25"], metrics["challenge25"]["safe_threshold"]
+    threshold, legal = c25["threshold"], c25["legal_age"]
+    sources = ", ".join(f"{name} {mae:.1f}" for name, mae in metrics.get("mae_by_source", {}).items())
+    lines = [
+        f"- **Accuracy.** On {metrics['count']:,} test photos the estimate is off by "
+        f"**{metrics['mae']:.1f} years** on average (per source: {sources}); half of the estimates are "
+        f"within {metrics['median_ae']:.1f} years.",
+        f'- **Minors served without ID.** With the rule "ask for ID under {threshold:g}", '
+        f"**{c25['minors_passed']} of {c25['minors']} customers under {legal:g}** "
+        f"({_pct(c25['minor_pass_rate'])}; at most {_pct(c25['minor_pass_rate_upper95'])} with 95% "
+        f"confidence) look {threshold:g} or older to the model and would be served without an ID check. "
+        f"For comparison, Yoti publishes {_pct(YOTI_MINOR_PASS)} for 13-17-year-olds.",
+        f"- **Adults asked for ID.** {c25['adults_checked']} of {c25['adults']} customers aged "
+        f"{threshold:g} or older ({_pct(c25['adult_check_rate'])}) would be asked for ID.",
+    ]
+    if safe.get("threshold") is None:
+        lines.append("- **Safer threshold.** Not computed: the calibration photos have no minors.")
+    else:
+        lines.append(
+            f"- **Safer threshold.** To serve at most {_pct(safe['max_minor_pass_rate'])} of minors "
+            f"without ID (set on the {safe['calibrated_on']} photos), ask for ID under "
+            f"**{safe['threshold']:g}**: "
+            f"on the test photos that serves {_pct(safe['minor_pass_rate'])} of minors without ID and asks "
+            f"{_pct(safe['adult_check_rate'])} of adults for ID."
+        )
+    return lines
+
+
+def group_tables(metrics: dict[str, Any]) -> list[str]:
+    """One table per grouping (gender, race) with the count behind each number."""
+    lines: list[str] = []
+    for key in ("by_gender", "by_race"):
+        if key not in metrics:
+            continue
+        rows = [
+            (
+                name,
+                g["count"],
+                f"{g['mae']:.2f}",
+                f"{_pct(g['minor_pass_rate'])} of {g['minors']}",
+                f"{_pct(g['adult_check_rate'])} of {g['adults']}",
+            )
+            for name, g in metrics[key].items()
+        ]
+        header = (
+            key.removeprefix("by_"),
+            "photos",
+            "MAE (years)",
+            "minors served without ID",
+            "adults asked",
+        )
+        lines += ["", *_table(header, rows)]
+    return lines
+
+
+def worst_errors(predictions: pd.DataFrame, per_band: int = WORST_PER_BAND) -> list[str]:
+    """The largest errors in each age band, by photo id."""
+    table = predictions.assign(band=age_band(predictions["age"]), abs_error=predictions["error"].abs())
+    rows = []
+    for band in BAND_LABELS:
+        worst = table[table["band"] == band].nlargest(per_band, "abs_error")
+        rows += [(band, r.id, r.age, f"{r.predicted:.1f}", f"{r.error:+.1f}") for r in worst.itertuples()]
+    return _table(("age band", "photo id", "real age", "estimate", "error"), rows)
+
+
+def build_report(
+    metrics: dict[str, Any], predictions: pd.DataFrame, figures: Sequence[tuple[str, str]]
+) -> str:
+    """The report as Markdown; ``figures`` are (path relative to the report, caption) pairs."""
+    bands = metrics["mae_by_age_band"]
+    lines = [
+        "# Age estimation at the till: what the model means for alcohol sales",
+        "",
+        "Generated by `dvc repro` from the test photos (never used to train or tune the model).",
+        "",
+        "## Key numbers",
+        "",
+        *key_numbers(metrics),
+        "",
+        "## Error per age band",
+        "",
+        *_table(
+            ("age band", "photos", "MAE (years)"),
+            [(band, metrics["count_by_age_band"][band], f"{mae:.2f}") for band, mae in bands.items()],
+        ),
+        "",
+        "## Per group of customers",
+        "",
+        "Groups come from the photo labels (`not recorded` where a source has no such label).",
+        *group_tables(metrics),
+        "",
+        "## Figures",
+        "",
+    ]
+    for path, caption in figures:
+        lines += [f"![{caption}]({path})", ""]
+    lines += [
+        "## Largest errors per age band",
+        "",
+        "Photo ids only: the photos' licence forbids showing them here.",
+        "",
+        *worst_errors(predictions),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""Stage report: a Markdown report for store managers from the evaluate stage's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from agecheck.errors import exit_on_error
+from agecheck.report import FIGURES, build_report
+
+METRICS = Path("metrics/metrics.json")
+RESULTS = Path("metrics/evaluate")
+REPORT = Path("metrics/report.md")
+
+
+@exit_on_error
+def main() -> None:
+    metrics = json.loads(METRICS.read_text(encoding="utf-8"))
+    predictions = pd.read_csv(RESULTS / "predictions.csv", dtype={"id": str})
+    figures = [
+        ((RESULTS / name).relative_to(REPORT.parent).as_posix(), caption)
+        for name, caption in FIGURES
+        if (RESULTS / name).is_file()
+    ]
+    REPORT.write_text(build_report(metrics, predictions, figures), encoding="utf-8")
+    print(f"report: {REPORT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Challenge 25 rates, the threshold search, the groups table and the report, on known numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agecheck.challenge25 import (
+    Policy,
+    challenge25_metrics,
+    group_metrics,
+    load_policy,
+    minor_pass,
+    rate_curve,
+    safe_threshold,
+)
+from agecheck.errors import AgecheckError
+from agecheck.evaluation import evaluate_predictions
+from agecheck.report import build_report
+
+POLICY = Policy(threshold=25, legal_age=18, max_minor_pass_rate=0.25)
+#                 minors (4)          18-24 (1)   adults 25+ (3)
+TRUE = np.array([10, 15, 16, 17, 20, 25, 40, 60])
+PREDICTED = np.array([12, 26, 24, 30, 23, 24.9, 45, 20])
+
+
+def test_rates_at_the_policy_threshold() -> None:
+    metrics = challenge25_metrics(TRUE, PREDICTED, POLICY)
+    # minors estimated 25+: 15 -> 26 and 17 -> 30; adults 25+ estimated under 25: 24.9 and 20
+    assert metrics["minors"] == 4 and metrics["minors_passed"] == 2 and metrics["minor_pass_rate"] == 0.5
+    assert metrics["adults"] == 3 and metrics["adults_checked"] == 2
+    assert metrics["adult_check_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert 0.5 < metrics["minor_pass_rate_upper95"] < 1
+    assert metrics["legal_age"] == 18 and metrics["threshold"] == 25
+
+
+def test_an_estimate_equal_to_the_threshold_is_served() -> None:
+    assert minor_pass([17], [25.0], threshold=25, legal_age=18).hits == 1
+    assert minor_pass([17], [24.99], threshold=25, legal_age=18).hits == 0
+
+
+def test_safe_threshold_is_the_lowest_that_keeps_minors_within_the_limit() -> None:
+    # 4 minors, at most 25% = 1 may pass: the threshold must exceed the second highest (26)
+    assert safe_threshold(TRUE, PREDICTED, POLICY) == 26.1
+    strict = Policy(max_minor_pass_rate=0.0)
+    assert safe_threshold(TRUE, PREDICTED, strict) == 30.1
+    assert safe_threshold([30, 40], [20, 30], POLICY) is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_safe_threshold_agrees_with_a_brute_force_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 80, 400)
+    predicted = (true + rng.normal(0, 6, 400)).round(3)
+    policy = Policy(max_minor_pass_rate=0.01)
+    found = safe_threshold(true, predicted, policy)
+    grid = np.round(np.arange(18, 120, 0.1), 1)
+    ok = [t for t in grid if (minor_pass(true, predicted, t, 18).value or 0) <= 0.01]
+    assert found == ok[0]
+
+
+def test_calibration_on_other_photos() -> None:
+    val_true, val_predicted = np.array([10, 16, 17]), np.array([15, 21, 22])
+    metrics = challenge25_metrics(TRUE, PREDICTED, Policy(max_minor_pass_rate=0.0), (val_true, val_predicted))
+    safe = metrics["safe_threshold"]
+    assert safe["calibrated_on"] == "val" and safe["threshold"] == 22.1
+    assert safe["calibration_minor_pass_rate"] == 0.0
+    assert safe["minors_passed"] == 3  # on the test ages: 26, 24 and 30 are all >= 22.1
+    assert safe["adults_checked"] == 1  # only 20 is under 22.1
+
+
+def test_rate_curve_is_monotone() -> None:
+    curve = rate_curve(TRUE, PREDICTED, POLICY)
+    assert curve["threshold"].iloc[0] == 18 and curve["threshold"].iloc[-1] == 35
+    assert curve["minor_pass_rate"].is_monotonic_decreasing
+    assert curve["adult_check_rate"].is_monotonic_increasing
+
+
+def test_groups_with_counts_and_missing_labels() -> None:
+    predictions = pd.DataFrame(
+        {"gender": ["f", "f", "m", None], "age": [10, 30, 16, 40], "predicted": [26.0, 20.0, 16.0, 41.0]}
+    )
+    table = group_metrics(predictions, "gender", POLICY)
+    assert table["f"] == {
+        "count": 2,
+        "mae": 13.0,
+        "minor_pass_rate": 1.0,
+        "minors": 1,
+        "adult_check_rate": 1.0,
+        "adults": 1,
+    }
+    assert table["m"]["adult_check_rate"] is None and table["m"]["adults"] == 0
+    assert table["not recorded"]["count"] == 1
+
+
+def test_policy_from_params(tmp_path: Path) -> None:
+    assert Policy.from_params({"threshold": 21}).threshold == 21.0
+    for bad in ({"threshold": "x"}, {"legal_age": 30}, {"colour": 1}, {"max_minor_pass_rate": 2}):
+        with pytest.raises(AgecheckError):
+            Policy.from_params(bad)
+    assert load_policy(tmp_path / "none.yaml") == Policy()
+    (tmp_path / "params.yaml").write_text("policy:\n  threshold: 21\n  legal_age: 16\n")
+    assert load_policy(tmp_path / "params.yaml") == Policy(threshold=21, legal_age=16)
+
+
+def test_evaluation_metrics_and_report() -> None:
+    table = pd.DataFrame(
+        {
+            "id": [f"s/{i}.jpg" for i in range(len(TRUE))],
+            "source": "s",
+            "gender": ["female", "male"] * 4,
+            "age": TRUE,
+        }
+    )
+    predictions, metrics = evaluate_predictions(table, PREDICTED, POLICY)
+    assert metrics["challenge25"]["minor_pass_rate"] == 0.5
+    assert set(metrics["by_gender"]) == {"female", "male"} and "by_race" not in metrics
+    report = build_report(metrics, predictions, [("evaluate/challenge25_rates.png", "rates")])
+    assert "**2 of 4 customers under 18**" in report
+    assert "![rates](evaluate/challenge25_rates.png)" in report
+    assert "| 65+ |" not in report.split("## Largest errors")[0]  # no band without photos
+    worst = report.split("## Largest errors")[1]
+    assert "| 50-64 | s/7.jpg | 60 | 20.0 | -40.0 |" in worst
