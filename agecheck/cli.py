@@ -15,13 +15,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from agecheck.challenge25 import load_policy
+from agecheck.challenge25 import Policy, load_policy
 from agecheck.errors import AgecheckError, exit_on_error
+from agecheck.estimates import AgeEstimator
 from agecheck.evaluation import GROUP_COLUMNS, evaluate_predictions, summary_line, write_evaluation
+from agecheck.faces import Box, CropSpec, FaceDetector
 from agecheck.images import PhotoRejected, read_photo
 from agecheck.labels import AgeRange, check_rows, read_labels
 from agecheck.model_io import DEFAULT_MODEL, AgePredictor
+from agecheck.params import DEFAULT_PARAMS, load_params
 from agecheck.preprocess import square_resize
+from agecheck.till import decision, detect_settings, face_crops
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 OUTPUT_FORMATS = (".csv", ".json")
@@ -51,10 +55,11 @@ def _predict_chunk(predictor: AgePredictor, files: Sequence[Path], batch_size: i
     arrays: dict[Path, np.ndarray] = {}
     rejected: dict[Path, str] = {}
     for path in files:
-        try:
-            arrays[path] = square_resize(read_photo(path), predictor.input_size)
-        except PhotoRejected as err:
-            rejected[path] = "file_missing" if not path.exists() else err.reason
+        image, reason = _read(path)
+        if image is None:
+            rejected[path] = reason
+        else:
+            arrays[path] = square_resize(image, predictor.input_size)
     ages = predictor.predict_arrays(np.stack(list(arrays.values())), batch_size) if arrays else []
     found = {path: Prediction(path, float(age)) for path, age in zip(arrays, ages, strict=True)}
     return [found.get(path) or Prediction(path, None, rejected[path]) for path in files]
@@ -68,6 +73,14 @@ def predict_files(predictor: AgePredictor, files: Sequence[Path], batch_size: in
             results.extend(_predict_chunk(predictor, chunk, batch_size))
             bar.update(len(chunk))
     return results
+
+
+def _read(path: Path) -> tuple[object, str]:
+    """The upright photo at ``path``, or ``None`` and the reason it cannot be used."""
+    try:
+        return read_photo(path), ""
+    except PhotoRejected as err:
+        return None, "file_missing" if not path.exists() else err.reason
 
 
 def _report_skipped(what: str, reasons: Sequence[str]) -> None:
@@ -115,18 +128,22 @@ def _predictions_table(results: Sequence[Prediction]) -> pd.DataFrame:
     )
 
 
-def write_predictions(results: Sequence[Prediction], output: Path) -> None:
-    """Write ``file, age, error`` rows as CSV or JSON (by the extension of ``output``)."""
-    table = _predictions_table(results)
+def write_table(table: pd.DataFrame, output: Path) -> None:
+    """Write ``table`` as CSV or JSON (by the extension of ``output``; empty cells become null)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".json":
         rows = [
-            {"file": r["file"], "age": None if pd.isna(r["age"]) else r["age"], "error": r["error"] or None}
-            for r in table.to_dict("records")
+            {key: None if (value == "" or pd.isna(value)) else value for key, value in row.items()}
+            for row in table.to_dict("records")
         ]
         output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     else:
         table.to_csv(output, index=False)
+
+
+def write_predictions(results: Sequence[Prediction], output: Path) -> None:
+    """Write ``file, age, error`` rows as CSV or JSON (by the extension of ``output``)."""
+    write_table(_predictions_table(results), output)
 
 
 def print_predictions(results: Sequence[Prediction]) -> None:
@@ -137,21 +154,122 @@ def print_predictions(results: Sequence[Prediction]) -> None:
         writer.writerow([str(r.file), "" if r.age is None else f"{r.age:.1f}"])
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """``agecheck predict``: 0 when at least one photo was predicted, else 1."""
-    _check_output(args.output, OUTPUT_FORMATS)
-    files = find_photos(args.paths)
-    predictor = AgePredictor.load(args.model)
+@dataclass(frozen=True)
+class FaceRow:
+    """One face found in a photo file, or a photo without a usable face (``status``)."""
+
+    file: Path
+    status: str  # ok, no_face, or why the photo cannot be read
+    face: int | None = None
+    box: Box | None = None
+    age: float | None = None
+    low: float | None = None
+    high: float | None = None
+    decision: str = ""
+
+    def record(self) -> dict[str, object]:
+        box = self.box.as_dict() if self.box else dict.fromkeys(("left", "top", "width", "height", "score"))
+        rounded = {
+            k: None if v is None else round(v, 1)
+            for k, v in (("age", self.age), ("age_low", self.low), ("age_high", self.high))
+        }
+        return {
+            "file": str(self.file),
+            "face": self.face,
+            **box,
+            **rounded,
+            "decision": self.decision,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Till:
+    """What ``predict`` needs to find, crop and judge faces (params.yaml ``detect:``, ``policy:``)."""
+
+    estimator: AgeEstimator
+    detector: FaceDetector
+    crop: CropSpec
+    policy: Policy
+
+
+def _faces_chunk(till: Till, files: Sequence[Path], batch_size: int) -> list[FaceRow]:
+    """Detect the faces of some files and estimate their ages in one batched model run."""
+    size = till.estimator.input_size
+    found: list[tuple[Path, int, Box | None]] = []
+    crops: list[np.ndarray] = []
+    empty: dict[Path, str] = {}
+    for path in files:
+        image, reason = _read(path)
+        faces = face_crops(image, size, till.detector, till.crop) if image is not None else None
+        if faces is None or not faces.boxes:
+            empty[path] = reason or "no_face"
+            continue
+        found += [(path, i, box) for i, box in enumerate(faces.boxes)]
+        crops.append(faces.arrays)
+    estimates = till.estimator.estimate(np.concatenate(crops), batch_size) if crops else []
+    rows = {path: [FaceRow(path, status)] for path, status in empty.items()}
+    for (path, index, box), e in zip(found, estimates, strict=True):
+        row = FaceRow(path, "ok", index, box, e.age, e.low, e.high, decision(e.age, till.policy))
+        rows.setdefault(path, []).append(row)
+    return [row for path in files for row in rows[path]]
+
+
+def predict_faces(till: Till, files: Sequence[Path], batch_size: int) -> list[FaceRow]:
+    """One row per face (or per photo without one) for ``files`` in order, in chunks."""
+    results: list[FaceRow] = []
+    with tqdm(total=len(files), unit="photo", disable=len(files) <= batch_size, file=sys.stderr) as bar:
+        for chunk in _chunks(files, CHUNK):
+            results.extend(_faces_chunk(till, chunk, batch_size))
+            bar.update(len(chunk))
+    return results
+
+
+def _load_till(args: argparse.Namespace, predictor: AgePredictor) -> Till:
+    """Detector, crop and policy from ``--params`` (the defaults when params.yaml is not here)."""
+    params = load_params(args.params) if args.params != DEFAULT_PARAMS or args.params.is_file() else {}
+    config, crop = detect_settings(params)
+    return Till(AgeEstimator(predictor), FaceDetector(config), crop, Policy.from_params(params.get("policy")))
+
+
+def _predict_photos(args: argparse.Namespace, files: Sequence[Path], predictor: AgePredictor) -> int:
+    """``--no-detect``: every photo is one face crop; ``file,age`` rows. Returns the count done."""
     results = predict_files(predictor, files, args.batch_size)
     for r in results:
         if r.error:
             print(f"cannot read {r.file}: {r.error}", file=sys.stderr)
-    done = sum(r.age is not None for r in results)
     if args.output is None:
         print_predictions(results)
     else:
         write_predictions(results, args.output)
-        print(f"predicted {done} of {len(results)} photos -> {args.output}", file=sys.stderr)
+    return sum(r.age is not None for r in results)
+
+
+def _predict_faces(args: argparse.Namespace, files: Sequence[Path], predictor: AgePredictor) -> int:
+    """Detection: one row per face with its box. Returns the number of photos read."""
+    rows = predict_faces(_load_till(args, predictor), files, args.batch_size)
+    unread = [r for r in rows if r.status not in ("ok", "no_face")]
+    for r in unread:
+        print(f"cannot read {r.file}: {r.status}", file=sys.stderr)
+    table = pd.DataFrame([r.record() for r in rows])
+    table["face"] = table["face"].astype("Int64")
+    if args.output is None:
+        table.to_csv(sys.stdout, index=False, float_format="%.1f", lineterminator="\n")
+    else:
+        write_table(table, args.output)
+    faces = sum(r.status == "ok" for r in rows)
+    print(f"{faces} faces in {len(files) - len(unread)} of {len(files)} photos", file=sys.stderr)
+    return len(files) - len(unread)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``agecheck predict``: 0 when at least one photo was read (and predicted), else 1."""
+    _check_output(args.output, OUTPUT_FORMATS)
+    files = find_photos(args.paths)
+    predictor = AgePredictor.load(args.model)
+    done = (_predict_photos if args.no_detect else _predict_faces)(args, files, predictor)
+    if args.output is not None:
+        print(f"predicted {done} of {len(files)} photos -> {args.output}", file=sys.stderr)
     return 0 if done else 1
 
 
@@ -202,6 +320,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve --------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``agecheck serve``: the HTTP service until interrupted."""
+    import os
+
+    import uvicorn
+
+    from agecheck import service
+
+    settings = service.load_settings(load_params(args.params))
+    host, port = args.host or settings.serve.host, args.port or settings.serve.port
+    workers = args.workers or settings.serve.workers
+    predictor = AgePredictor.load(args.model)  # fails early, with a one-line error, on a bad model
+    if workers == 1:
+        app = service.create_app(AgeEstimator(predictor, settings.serve.interval), settings)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    else:  # each worker process loads its own model through the factory
+        os.environ[service.ENV_MODEL], os.environ[service.ENV_PARAMS] = str(args.model), str(args.params)
+        uvicorn.run(f"{service.__name__}:app_from_env", factory=True, host=host, port=port, workers=workers)
+    return 0
+
+
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -218,14 +360,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predict the age of photos (files or folders)")
     predict.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (recursive)")
     predict.add_argument("--output", type=Path, help="write a .csv or .json file instead of printing")
+    predict.add_argument(
+        "--no-detect", action="store_true", help="photos are face crops already: one age per photo, no boxes"
+    )
+    predict.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="detect: and policy: settings")
     predict.set_defaults(run=cmd_predict)
     evaluate = commands.add_parser("evaluate", help="measure the model on a labelled folder")
     evaluate.add_argument("folder", metavar="DIR", help="folder with final_files/ and labels.csv")
     evaluate.add_argument("--output", type=Path, help="metrics .json file (default: print to stdout)")
     evaluate.add_argument("--plots", type=Path, help="folder for predictions.csv and the figures")
     evaluate.set_defaults(run=cmd_evaluate)
-    for sub in (predict, evaluate):
+    serve = commands.add_parser("serve", help="run the HTTP service (POST /predict, GET /health, /docs)")
+    serve.add_argument(
+        "--params", type=Path, default=DEFAULT_PARAMS, help="serve:, detect: and policy: settings"
+    )
+    serve.add_argument("--host", help="default: serve.host in params")
+    serve.add_argument("--port", type=int, help="default: serve.port in params")
+    serve.add_argument(
+        "--workers", type=_positive, help="processes, each with the model (default: serve.workers)"
+    )
+    serve.set_defaults(run=cmd_serve)
+    for sub in (predict, evaluate, serve):
         sub.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL}")
+    for sub in (predict, evaluate):
         sub.add_argument("--batch-size", type=_positive, default=64, help="photos per model call")
     return parser
 

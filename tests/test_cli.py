@@ -56,7 +56,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_predict_prints_table(
     model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["predict", str(photo_folder), "--model", str(model_path)]) == 0
+    assert cli.main(["predict", str(photo_folder), "--no-detect", "--model", str(model_path)]) == 0
     out, err = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [Path(r["file"]).name for r in rows] == ["a.jpg", "b.png", "broken.jpg", "c.jpg"]
@@ -75,7 +75,7 @@ def test_predict_output_files(
     monkeypatch.setattr(cli, "CHUNK", 2)  # several chunks and batches on 4 files
     output = tmp_path / f"ages{suffix}"
     model = ["--model", str(model_path)]
-    argv = ["predict", str(photo_folder), *model, "--batch-size", "1", "--output", str(output)]
+    argv = ["predict", str(photo_folder), "--no-detect", *model, "--batch-size", "1", "--output", str(output)]
     assert cli.main(argv) == 0
     if suffix == ".csv":
         rows = list(csv.DictReader(output.open(encoding="utf-8")))
@@ -90,7 +90,8 @@ def test_predict_output_files(
 
 def test_predict_ages_match_predictor(model_path: Path, photo_folder: Path, tmp_path: Path) -> None:
     output = tmp_path / "ages.json"
-    cli.main(["predict", str(photo_folder / "a.jpg"), "--model", str(model_path), "--output", str(output)])
+    argv = ["predict", str(photo_folder / "a.jpg"), "--no-detect", "--model", str(model_path)]
+    cli.main([*argv, "--output", str(output)])
     expected = AgePredictor.load(model_path).predict([read_photo(photo_folder / "a.jpg")])[0]
     assert json.loads(output.read_text())[0]["age"] == pytest.approx(expected, abs=0.051)
 
@@ -98,7 +99,10 @@ def test_predict_ages_match_predictor(model_path: Path, photo_folder: Path, tmp_
 def test_predict_nothing_readable_exits_1(
     model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["predict", str(photo_folder / "broken.jpg"), "--model", str(model_path)]) == 1
+    assert (
+        cli.main(["predict", str(photo_folder / "broken.jpg"), "--no-detect", "--model", str(model_path)])
+        == 1
+    )
     assert "not_an_image" in capsys.readouterr().err
 
 
