@@ -10,7 +10,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from agecheck.heads import age_head
+from agecheck.heads import MAX_AGE, age_head
+
+LOSSES = ("l1", "ldl")
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     head_epochs: int = 2
     epochs: int = 10
+    warmup_epochs: float = 0.0  # linear warm-up of the fine-tuning rate before the cosine decay
     batch_size: int = 64
     patience: int = 3
     seed: int = 42
     flip: bool = True
     tta_flip: bool = True
+    loss: str = "l1"  # l1 on the age; ldl: l1 + ldl_weight * KL(Gaussian label distribution || softmax)
+    ldl_sigma: float = 3.0  # years: width of the Gaussian around the true age (ldl only)
+    ldl_weight: float = 1.0
 
     @classmethod
     def from_params(cls, block: dict[str, Any]) -> TrainConfig:
@@ -38,7 +44,41 @@ class TrainConfig:
         unknown = set(block) - known
         if unknown:
             raise ValueError(f"unknown train params: {', '.join(sorted(unknown))}")
-        return cls(**block)
+        config = cls(**block)
+        if config.loss not in LOSSES:
+            raise ValueError(f"train.loss must be one of {', '.join(LOSSES)} (got {config.loss!r})")
+        if config.loss == "ldl" and (config.head != "dex" or config.ldl_sigma <= 0):
+            raise ValueError("train.loss: ldl needs train.head: dex and train.ldl_sigma > 0")
+        return config
+
+
+def _expected_age(probabilities):  # type: ignore[no-untyped-def]
+    return keras.ops.sum(probabilities * keras.ops.arange(MAX_AGE + 1, dtype="float32"), axis=-1)
+
+
+def _age_error(y_true, probabilities):  # type: ignore[no-untyped-def]
+    """Absolute error of the softmax's expected age."""
+    y = keras.ops.reshape(keras.ops.cast(y_true, "float32"), (-1,))
+    return keras.ops.abs(_expected_age(probabilities) - y)
+
+
+def ldl_loss(sigma: float, weight: float):  # type: ignore[no-untyped-def]
+    """Label-distribution learning for a DEX softmax (Geng et al.; Gao et al., DLDL): the L1 error
+    of its expected age plus ``weight`` times the KL divergence from a Gaussian of width ``sigma``
+    around the true age to the softmax.
+    """
+    ages = keras.ops.arange(MAX_AGE + 1, dtype="float32")
+
+    def loss(y_true, probabilities):  # type: ignore[no-untyped-def]
+        y = keras.ops.reshape(keras.ops.cast(y_true, "float32"), (-1, 1))
+        target = keras.ops.exp(-0.5 * keras.ops.square((ages - y) / sigma))
+        target = target / keras.ops.sum(target, axis=-1, keepdims=True)
+        kl = keras.ops.sum(
+            target * (keras.ops.log(target + 1e-8) - keras.ops.log(probabilities + 1e-8)), axis=-1
+        )
+        return _age_error(y_true, probabilities) + weight * kl
+
+    return loss
 
 
 class Batches(keras.utils.PyDataset):
@@ -113,14 +153,27 @@ class AgeNet:
         self.lower, self.upper, self.config = lower, upper, config
         inputs = keras.Input(upper.input_shape[1:], name="input")
         pooled = layers.GlobalAveragePooling2D(name="pool")(upper(inputs))
+        features = keras.Input(pooled.shape[1:], name="features")
         self.head = keras.Model(
-            pooled, age_head(pooled, config.head, config.dropout, config.hidden), name="age_head"
+            features, age_head(features, config.head, config.dropout, config.hidden), name="age_head"
         )
-        self.trainable = keras.Model(inputs, self.head(pooled), name="trainable")
+        #: the trainable part with ages out (for prediction)
+        self.age_model = keras.Model(inputs, self.head(pooled), name="trainable")
+        self.trainable = self.age_model
+        if config.loss == "ldl":  # trained on the softmax itself: same layers, probabilities out
+            probs = keras.Model(self.head.inputs, self.head.get_layer("age_probs").output, name="probs")
+            self.trainable = keras.Model(inputs, probs(pooled), name="trainable_ldl")
 
     def compile(self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=self.config.weight_decay)
-        self.trainable.compile(optimizer=optimizer, loss="mae", metrics=["mae"])
+        cfg = self.config
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
+        if cfg.loss == "ldl":
+            mae = keras.metrics.MeanMetricWrapper(_age_error, name="mae")
+            self.trainable.compile(
+                optimizer=optimizer, loss=ldl_loss(cfg.ldl_sigma, cfg.ldl_weight), metrics=[mae]
+            )
+        else:
+            self.trainable.compile(optimizer=optimizer, loss="mae", metrics=["mae"])
 
     def set_upper_trainable(self, trainable: bool) -> None:
         self.upper.trainable = trainable
@@ -141,6 +194,20 @@ class AgeNet:
         return keras.Model(outer, FlipAverage(core, name="flip_average")(outer), name="age_model")
 
 
+def fine_tune_schedule(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:
+    """``cfg.lr`` decayed to 0 over the fine-tuning epochs (cosine), after a linear warm-up from
+    ``cfg.lr / 100`` over ``cfg.warmup_epochs`` (unfrozen blocks would otherwise take full-size
+    Adam steps before its moments are estimated).
+    """
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(total - 1, int(round(cfg.warmup_epochs * steps_per_epoch)))
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(cfg.lr, total)
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.lr / 100, total - warmup, warmup_target=cfg.lr, warmup_steps=warmup
+    )
+
+
 def fit(net: AgeNet, train: Batches, val: Batches, callbacks: list[keras.callbacks.Callback]) -> float:
     """Head-only warm-up, then fine-tuning of the upper blocks; returns the best validation MAE."""
     cfg = net.config
@@ -150,8 +217,7 @@ def fit(net: AgeNet, train: Batches, val: Batches, callbacks: list[keras.callbac
     if cfg.head_epochs:
         net.trainable.fit(train, validation_data=val, epochs=cfg.head_epochs, callbacks=callbacks, verbose=2)
     net.set_upper_trainable(True)
-    steps = max(1, cfg.epochs * len(train))
-    net.compile(keras.optimizers.schedules.CosineDecay(cfg.lr, steps, warmup_target=None))
+    net.compile(fine_tune_schedule(cfg, len(train)))
     stop = keras.callbacks.EarlyStopping(
         monitor="val_mae", patience=cfg.patience, restore_best_weights=True, mode="min"
     )

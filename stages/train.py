@@ -55,7 +55,7 @@ def main() -> None:
         train = Batches(x_train, y_train, cfg.batch_size, cfg.seed, f_train if cfg.flip else None)
         val = Batches(x_val, y_val, cfg.batch_size, cfg.seed, shuffle=False)
         best = fit(net, train, val, [DVCLiveCallback(live=live)])
-        val_pred = predict_mean(net.trainable, x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
+        val_pred = predict_mean(net.age_model, x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
         live.summary["best_val_mae"] = round(best, 3)
         live.summary["val_mae_tta"] = round(float(np.mean(np.abs(val_pred - y_val))), 3)
         live.summary["train_seconds"] = round(time.monotonic() - started, 1)

@@ -11,7 +11,7 @@ import pytest
 from agecheck.backbones.registry import BACKBONES, build_backbone, split_backbone
 from agecheck.errors import AgecheckError
 from agecheck.model_io import AgePredictor, save_age_model
-from agecheck.training import AgeNet, Batches, TrainConfig, fit, predict_mean
+from agecheck.training import AgeNet, Batches, TrainConfig, fit, ldl_loss, predict_mean
 from tests import synthetic as syn
 
 SIZE = 32
@@ -51,17 +51,18 @@ def test_resnet50_without_weights_says_where_to_put_them(
         build_backbone("resnet50", pretrained=True)
 
 
-def test_fit_and_saved_model_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", ["l1", "ldl"])
+def test_fit_and_saved_model_round_trip(tmp_path: Path, loss: str) -> None:
     lower, upper = split_backbone(build_backbone("efficientnet_lite0", pretrained=False), 13)
     images = _images(24)
     ages = np.linspace(5, 80, 24).astype(np.float32)
     feats = np.asarray(lower.predict(images.astype(np.float32), verbose=0)).astype(np.float16)
     flipped = np.asarray(lower.predict(images[:, :, ::-1].astype(np.float32), verbose=0)).astype(np.float16)
-    cfg = TrainConfig(head="dex", head_epochs=1, epochs=1, batch_size=8)
+    cfg = TrainConfig(head="dex", head_epochs=1, epochs=1, batch_size=8, loss=loss)
     net = AgeNet(lower, upper, cfg)
     best = fit(net, Batches(feats, ages, 8, 0, flipped), Batches(feats, ages, 8, 0, shuffle=False), [])
     assert np.isfinite(best)
-    expected = predict_mean(net.trainable, feats, flipped, 8)
+    expected = predict_mean(net.age_model, feats, flipped, 8)
     save_age_model(net.full_model(SIZE), tmp_path / "m.keras", SIZE, {"backbone": "efficientnet_lite0"})
     predictor = AgePredictor.load(tmp_path / "m.keras")
     got = predictor.predict_arrays(images)
@@ -76,3 +77,25 @@ def test_batches_mirror_about_half_and_keep_labels() -> None:
     xs, ys = zip(*(batches[i] for i in range(len(batches))), strict=True)
     assert sorted(np.concatenate(ys).tolist()) == list(range(100))
     assert 30 < np.concatenate(xs).sum() < 70
+
+
+def test_ldl_loss_is_the_age_error_when_the_softmax_matches_the_label_distribution() -> None:
+    ages = np.arange(101, dtype=np.float32)
+    target = np.exp(-0.5 * ((ages - 50) / 3.0) ** 2)
+    target /= target.sum()
+    loss = ldl_loss(3.0, 1.0)
+    exact = float(np.asarray(loss(np.array([50.0]), target[None])).reshape(-1)[0])
+    assert exact == pytest.approx(0.0, abs=1e-3)
+    uniform = np.full((1, 101), 1 / 101, dtype=np.float32)
+    # expected age 50 too, but the KL term punishes the spread
+    assert float(np.asarray(loss(np.array([50.0]), uniform)).reshape(-1)[0]) > 1.0
+    shifted = float(np.asarray(loss(np.array([40.0]), target[None])).reshape(-1)[0])
+    assert shifted > 10.0  # 10 years of error plus the KL between the shifted Gaussians
+
+
+@pytest.mark.parametrize(
+    "params", [{"loss": "huber"}, {"loss": "ldl", "head": "regression"}, {"loss": "ldl", "ldl_sigma": 0}]
+)
+def test_bad_loss_params(params: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="train.loss"):
+        TrainConfig.from_params(params)
