@@ -342,7 +342,11 @@ class Pipeline:
         self.local = threading.local()
         self.limiter = anyio.CapacityLimiter(max(1, settings.serve.cpu_threads))
         serve = settings.serve
-        self.batcher = Batcher(estimator.estimate, serve.batch_size, serve.batch_wait_ms / 1000)
+        self.batcher = Batcher(
+            lambda crops: estimator.estimate(crops, serve.batch_size),
+            serve.batch_size,
+            serve.batch_wait_ms / 1000,
+        )
 
     def _detector(self) -> FaceDetector:
         detector = getattr(self.local, "detector", None)
@@ -414,6 +418,7 @@ def create_app(estimator: AgeEstimator, settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(estimator.warm_up, settings.serve.batch_size)
         pipeline.batcher.start()
         yield
         await pipeline.batcher.stop()

@@ -1,0 +1,178 @@
+"""Latency, throughput and memory of the till code on this machine's CPU.
+
+    python benchmarks/latency.py [--model models/age_model.keras] [--runs 100] [--clients 4]
+
+Prints:
+
+1. in-process latency (p50/p95) of one 640 x 480 JPEG frame with one face: decode + BlazeFace
+   detection + crop + age estimate (with interval), and its parts;
+2. the same for a pre-cropped face (200 x 200 JPEG, no detection);
+3. the throughput of ``agecheck serve`` (started here on 127.0.0.1, stopped at the end) with
+   ``--clients`` concurrent HTTP clients posting one-face frames, and their request latency;
+4. peak memory (max RSS) of this process and of the server process.
+
+The frames are generated (``tests/synthetic.py``: a cartoon face BlazeFace detects), so the
+script needs no photos. Take figures on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agecheck.estimates import AgeEstimator  # noqa: E402
+from agecheck.faces import FaceDetector  # noqa: E402
+from agecheck.images import PhotoLimits, normalize_photo  # noqa: E402
+from agecheck.model_io import DEFAULT_MODEL, AgePredictor  # noqa: E402
+from agecheck.params import load_params  # noqa: E402
+from agecheck.till import detect_settings, face_crops  # noqa: E402
+from tests import synthetic as syn  # noqa: E402
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = np.array(seconds) * 1000
+    return f"p50 {np.percentile(ms, 50):6.1f} ms   p95 {np.percentile(ms, 95):6.1f} ms   (n={len(ms)})"
+
+
+def timed(fn, runs: int, warmup: int = 3) -> list[float]:  # type: ignore[no-untyped-def]
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def in_process(model: Path, params: dict, runs: int) -> None:
+    config, crop = detect_settings(params)
+    detector = FaceDetector(config)
+    estimator = AgeEstimator(AgePredictor.load(model))
+    size = estimator.input_size
+    frame = syn.jpeg_bytes(syn.till_frame([(250, 120, 180)]))
+    face = syn.jpeg_bytes(syn.till_frame([(0, 0, 200)], 200, 200))
+    limits = PhotoLimits()
+
+    def decode(data: bytes):  # type: ignore[no-untyped-def]
+        return normalize_photo(data, limits).image
+
+    image = decode(frame)
+    found = face_crops(image, size, detector, crop)
+    assert len(found.boxes) == 1, f"expected one face in the benchmark frame, found {len(found.boxes)}"
+
+    def whole_frame() -> None:
+        crops = face_crops(decode(frame), size, detector, crop)
+        estimator.estimate(crops.arrays)
+
+    def pre_cropped() -> None:
+        estimator.estimate(face_crops(decode(face), size, None).arrays)
+
+    print(f"model {model} ({size} px), detector BlazeFace {config.model}, CPU cores {os.cpu_count()}")
+    print("\n1. one 640x480 JPEG frame with one face, in process")
+    print(f"   decode + detect + crop + estimate   {percentiles(timed(whole_frame, runs))}")
+    print(f"     decode (JPEG, EXIF, RGB)          {percentiles(timed(lambda: decode(frame), runs))}")
+    print(
+        f"     BlazeFace detection               {percentiles(timed(lambda: detector.detect(image), runs))}"
+    )
+    one_face = timed(lambda: estimator.estimate(found.arrays), runs)
+    print(f"     age estimate (1 face)             {percentiles(one_face)}")
+    print("\n2. one pre-cropped 200x200 JPEG face (no detection), in process")
+    print(f"   decode + estimate                   {percentiles(timed(pre_cropped, runs))}")
+    batch = np.repeat(found.arrays, 16, axis=0)
+    per_face = [t / 16 for t in timed(lambda: estimator.estimate(batch), max(5, runs // 10))]
+    print(f"   per face in a batch of 16           {percentiles(per_face)}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service(model: Path, clients: int, requests: int, workers: int) -> None:
+    import httpx
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "agecheck.cli",
+        "serve",
+        "--model",
+        str(model.resolve()),
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen([*command, "--workers", str(workers)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the service did not start")
+            time.sleep(0.5)
+        frames = [syn.jpeg_bytes(syn.till_frame([(250, 120, 180)], seed=i)) for i in range(8)]
+        headers = {"Content-Type": "image/jpeg"}
+
+        def client(index: int) -> list[float]:
+            times = []
+            with httpx.Client(base_url=url, timeout=60) as http:
+                for i in range(requests):
+                    start = time.perf_counter()
+                    answer = http.post("/predict", content=frames[(index + i) % len(frames)], headers=headers)
+                    times.append(time.perf_counter() - start)
+                    assert answer.status_code == 200 and len(answer.json()["faces"]) == 1, answer.text
+            return times
+
+        httpx.post(f"{url}/predict", content=frames[0], headers=headers, timeout=60)  # warm-up
+        for n in sorted({1, clients}):
+            start = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                times = [t for result in pool.map(client, range(n)) for t in result]
+            elapsed = time.perf_counter() - start
+            print(
+                f"   {n} client(s) x {requests} frames: {len(times) / elapsed:5.1f} frames/s, "
+                f"request {percentiles(times)}"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=25, help="frames per client")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    args = parser.parse_args()
+    in_process(args.model, load_params(args.params), args.runs)
+    print(f"\n3. agecheck serve on 127.0.0.1 ({args.workers} worker), one-face 640x480 JPEG frames")
+    service(args.model, args.clients, args.requests, args.workers)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    server = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\n4. peak memory (max RSS): this process {own:.0f} MiB, service process {server:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
