@@ -11,7 +11,7 @@ import pytest
 from agecheck.backbones.registry import BACKBONES, build_backbone, split_backbone
 from agecheck.errors import AgecheckError
 from agecheck.model_io import AgePredictor, save_age_model
-from agecheck.training import AgeNet, Batches, TrainConfig, fit, ldl_loss, predict_mean
+from agecheck.training import AgeNet, Batches, TrainConfig, fine_tune_schedule, fit, ldl_loss, predict_mean
 from tests import synthetic as syn
 
 SIZE = 32
@@ -99,3 +99,14 @@ def test_ldl_loss_is_the_age_error_when_the_softmax_matches_the_label_distributi
 def test_bad_loss_params(params: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="train.loss"):
         TrainConfig.from_params(params)
+
+
+def test_fine_tune_schedule_warms_up_then_decays() -> None:
+    schedule = fine_tune_schedule(TrainConfig(lr=1e-3, epochs=4, warmup_epochs=1), steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in range(40)]
+    assert rates[0] == pytest.approx(1e-5, rel=0.01)
+    assert rates[10] == pytest.approx(1e-3, rel=0.01) and max(rates) <= 1e-3 * 1.001
+    assert all(a < b for a, b in zip(rates[:10], rates[1:11], strict=True))
+    assert all(a >= b for a, b in zip(rates[10:-1], rates[11:], strict=True)) and rates[-1] < 1e-4
+    plain = fine_tune_schedule(TrainConfig(lr=1e-3, epochs=4), steps_per_epoch=10)
+    assert float(plain(0)) == pytest.approx(1e-3)
