@@ -172,3 +172,9 @@ def test_predict_bad_params(
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["predict", str(frames), "--model", str(dex_path), "--params", str(tmp_path / "none.yaml")])
     assert exit_info.value.code == 2 and "parameter file not found" in capsys.readouterr().err
+
+
+def test_serve_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--model", str(tmp_path / "nope.keras")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: no trained model at")
