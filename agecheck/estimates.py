@@ -5,8 +5,8 @@ expected age of the softmax, exactly as the saved model computes it, and the int
 central ``coverage`` part of that distribution (e.g. its 10th to 90th percentile for 0.8),
 averaged over the photo and its mirror image like the model's own output. The softmax was
 trained only through its mean (L1 loss on the expected age), so its spread is the model's own
-hedging rather than a calibrated probability: ``docs/serving.md`` records how often the interval
-held the true age on the test split. A model without a softmax head gets the estimate
+hedging rather than a calibrated probability (its coverage on the test split is not measured
+yet; see ``docs/serving.md``). A model without a softmax head gets the estimate
 ± its validation MAE (``val_mae`` in the model's sidecar), labelled as such.
 """
 
