@@ -11,7 +11,7 @@ core here, against about 50 ms for OpenCV's Haar cascade) trained on real camera
 copes better with turned heads, uneven lighting and cluttered backgrounds. The default variant,
 ``full_sparse``, also finds the small faces (60-90 px in a 640 x 480 frame) of a customer a metre
 or two from a till camera, which the ``short`` variant misses. ``docs/serving.md`` has the
-measured numbers (``benchmarks/detectors.py``).
+measured numbers.
 """
 
 from __future__ import annotations
