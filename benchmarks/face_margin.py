@@ -12,8 +12,9 @@ training photos from a detected box is then ``margin = square side / box side`` 
 
 With ``--check-model`` the script also cuts every detected face back out of the canvas with each
 candidate crop and compares the model's MAE with that on the untouched photo. Photos come from
-the test split (``data/split/test.csv``) when it exists, else from each source folder. Nothing is
-written: the figures are printed, and recorded by hand in ``docs/serving.md``.
+the validation split (``data/split/val.csv``: crops are chosen there, never on test) when it
+exists, else from each source folder. Nothing is written: the figures are printed, and recorded
+by hand in ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Sample:
 def sample_photos(params: dict, per_source: int, seed: int) -> list[Sample]:
     """Centre squares of up to ``per_source`` photos per source, each in a grey canvas."""
     sources = {name: Path(path) for name, path in section(params, "data")["sources"].items()}
-    split = Path("data/split/test.csv")
+    split = Path("data/split/val.csv")
     samples = []
     for name, folder in sources.items():
         if split.is_file():
@@ -131,7 +132,7 @@ def check_model(
     predictor = AgePredictor.load(model)
     labelled = [s for s in samples if s.age is not None]
     if not labelled:
-        print("no labels (no data/split/test.csv): MAE check skipped")
+        print("no labels (no data/split/val.csv): MAE check skipped")
         return
     boxes = [detector.detect(s.canvas) for s in labelled]
     keep = [i for i, b in enumerate(boxes) if b]
@@ -145,7 +146,7 @@ def check_model(
     if len(names) == 2:  # crops between the two sources' own
         for w in (0.25, 0.5, 0.75):
             candidates[f"{w:.2f} from {names[0]} to {names[1]}"] = blend(crops[names[0]], crops[names[1]], w)
-    print(f"\nMAE on {len(keep)} detected test photos ({model}):")
+    print(f"\nMAE on {len(keep)} detected validation photos ({model}):")
     for label, crop in candidates.items():
         images = plain if crop is None else [crop_face(labelled[i].canvas, boxes[i][0], crop) for i in keep]
         label = label if crop is None else f"{label} ({crop.margin}, {crop.shift_x:+}, {crop.shift_y:+})"

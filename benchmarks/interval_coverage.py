@@ -1,0 +1,50 @@
+"""How often the age interval of the service (``agecheck.estimates``) holds the true age.
+
+    python benchmarks/interval_coverage.py [--split val] [--coverage 0.8] [--model models/age_model.keras]
+
+Runs the model on a split of the pipeline (face crops, as in training) and prints, overall and
+per source, the share of photos whose true age lies inside the interval, and the interval's
+median width. An honest 80 % interval holds the true age for about 80 % of the photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agecheck.estimates import AgeEstimator  # noqa: E402
+from agecheck.model_io import DEFAULT_MODEL, AgePredictor  # noqa: E402
+from agecheck.preprocess import load_split_images  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
+    parser.add_argument("--coverage", type=float, default=0.8, help="nominal coverage of the interval")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args()
+    table = pd.read_csv(Path("data/split") / f"{args.split}.csv", dtype={"id": str, "member": str})
+    estimator = AgeEstimator(AgePredictor.load(args.model), coverage=args.coverage)
+    estimates = estimator.estimate(load_split_images(table, Path("data/validated"), estimator.input_size))
+    result = table[["source", "age"]].assign(
+        low=[e.low for e in estimates], high=[e.high for e in estimates], kind=[e.interval for e in estimates]
+    )
+    result["inside"] = (result["low"] <= result["age"]) & (result["age"] <= result["high"])
+    result["width"] = result["high"] - result["low"]
+    kind = result["kind"].iloc[0]
+    print(f"{args.split} split, {len(result)} photos, interval: {kind}, nominal {args.coverage:.0%}")
+    for name, rows in [("all", result), *result.groupby("source")]:
+        print(
+            f"  {name:10s} holds the true age {rows['inside'].mean():6.1%}   "
+            f"median width {np.median(rows['width']):5.1f} years   (n={len(rows)})"
+        )
+
+
+if __name__ == "__main__":
+    main()
