@@ -3,10 +3,10 @@
 With a DEX model (softmax over the ages 0..100, ``agecheck.heads``) the estimate is the
 expected age of the softmax, exactly as the saved model computes it, and the interval is the
 central ``coverage`` part of that distribution (e.g. its 10th to 90th percentile for 0.8),
-averaged over the photo and its mirror image like the model's own output. The softmax was
-trained only through its mean (L1 loss on the expected age), so its spread is the model's own
-hedging rather than a calibrated probability (its coverage on the test split is not measured
-yet; see ``docs/serving.md``). A model without a softmax head gets the estimate
+averaged over the photo and its mirror image like the model's own output. With ``train.loss:
+ldl`` the softmax is trained towards a Gaussian around the true age, so its spread means
+something; ``benchmarks/interval_coverage.py`` measures how often the interval holds the true
+age (``docs/serving.md``). A model without a softmax head gets the estimate
 ± its validation MAE (``val_mae`` in the model's sidecar), labelled as such.
 """
 
