@@ -7,9 +7,10 @@ import csv
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 OUTPUT_FORMATS = (".csv", ".json")
 #: Photos read and predicted together: bounds the memory used on huge folders.
 CHUNK = 256
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,19 @@ def _predict_chunk(predictor: AgePredictor, files: Sequence[Path], batch_size: i
     return [found.get(path) or Prediction(path, None, rejected[path]) for path in files]
 
 
-def predict_files(predictor: AgePredictor, files: Sequence[Path], batch_size: int) -> list[Prediction]:
-    """Predictions for ``files`` in order, in chunks of :data:`CHUNK` (progress bar on stderr)."""
-    results: list[Prediction] = []
+def _chunked(files: Sequence[Path], batch_size: int, run: Callable[[Sequence[Path]], list[T]]) -> list[T]:
+    """``run`` on ``files`` in chunks of :data:`CHUNK`, results in order (progress bar on stderr)."""
+    results: list[T] = []
     with tqdm(total=len(files), unit="photo", disable=len(files) <= batch_size, file=sys.stderr) as bar:
         for chunk in _chunks(files, CHUNK):
-            results.extend(_predict_chunk(predictor, chunk, batch_size))
+            results.extend(run(chunk))
             bar.update(len(chunk))
     return results
+
+
+def predict_files(predictor: AgePredictor, files: Sequence[Path], batch_size: int) -> list[Prediction]:
+    """Predictions for ``files`` in order, in chunks of :data:`CHUNK` (progress bar on stderr)."""
+    return _chunked(files, batch_size, lambda chunk: _predict_chunk(predictor, chunk, batch_size))
 
 
 def _read(path: Path) -> tuple[object, str]:
@@ -217,12 +224,7 @@ def _faces_chunk(till: Till, files: Sequence[Path], batch_size: int) -> list[Fac
 
 def predict_faces(till: Till, files: Sequence[Path], batch_size: int) -> list[FaceRow]:
     """One row per face (or per photo without one) for ``files`` in order, in chunks."""
-    results: list[FaceRow] = []
-    with tqdm(total=len(files), unit="photo", disable=len(files) <= batch_size, file=sys.stderr) as bar:
-        for chunk in _chunks(files, CHUNK):
-            results.extend(_faces_chunk(till, chunk, batch_size))
-            bar.update(len(chunk))
-    return results
+    return _chunked(files, batch_size, lambda chunk: _faces_chunk(till, chunk, batch_size))
 
 
 def _load_till(args: argparse.Namespace, predictor: AgePredictor) -> Till:
