@@ -1,1 +1,1 @@
-"""agecheck: age estimation from face photos."""
+"""agecheck: age estimation from face photos, a DVC-versioned TensorFlow/Keras pipeline."""

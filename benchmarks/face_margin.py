@@ -7,8 +7,8 @@ into the middle of a grey canvas twice its size (so the detector sees the face a
 scale), and the best detected box is compared with the square: box side / square side, and the
 offset of the square's centre from the box centre in box sides. The crop that reproduces the
 training photos from a detected box is then ``margin = square side / box side`` and
-``shift = square centre - box centre`` (``agecheck.faces.CropSpec``; defaults in
-``params.yaml``, ``detect:``).
+``shift = square centre - box centre`` (``margin``, ``shift_x``, ``shift_y`` of
+``agecheck.config.DetectConfig``; set in ``params.yaml``, ``detect:``).
 
 With ``--check-model`` the script also cuts every detected face back out of the canvas with each
 candidate crop and compares the model's MAE with that on the untouched photo. Photos come from
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agecheck.faces import CropSpec, DetectorConfig, FaceDetector, crop_face  # noqa: E402
-from agecheck.images import PhotoRejected, read_photo  # noqa: E402
-from agecheck.params import load_params, section  # noqa: E402
-from agecheck.preprocess import square_resize  # noqa: E402
+from agecheck.config import DEFAULT_PARAMS, DetectConfig, Params, load_params  # noqa: E402
+from agecheck.data.images import PhotoRejected, read_photo, square_resize  # noqa: E402
+from agecheck.till.detection import MODELS, FaceDetector  # noqa: E402
+from agecheck.till.pipeline import crop_face  # noqa: E402
+
+#: The crop fields of ``DetectConfig`` this script measures.
+CROP_FIELDS = ("margin", "shift_x", "shift_y")
 
 
 @dataclass
@@ -44,9 +47,9 @@ class Sample:
     side: int
 
 
-def sample_photos(params: dict, per_source: int, seed: int) -> list[Sample]:
+def sample_photos(params: Params, per_source: int, seed: int) -> list[Sample]:
     """Centre squares of up to ``per_source`` photos per source, each in a grey canvas."""
-    sources = {name: Path(path) for name, path in section(params, "data")["sources"].items()}
+    sources = {name: Path(path) for name, path in params.data.sources.items()}
     split = Path("data/split/val.csv")
     samples = []
     for name, folder in sources.items():
@@ -63,7 +66,7 @@ def sample_photos(params: dict, per_source: int, seed: int) -> list[Sample]:
             items = [(files[i], None) for i in sorted(picked)]
         for file_name, age in items:
             try:
-                photo = read_photo(folder / "final_files" / file_name)
+                photo = read_photo(folder / "final_files" / file_name, params.validate_)
             except PhotoRejected:
                 continue
             side = min(photo.size)
@@ -91,24 +94,26 @@ def measure(samples: list[Sample], detector: FaceDetector) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def crop_for(table: pd.DataFrame) -> CropSpec:
-    """The crop that reproduces the median training photo of ``table`` from its detected box."""
+def crop_for(table: pd.DataFrame, detect: DetectConfig) -> DetectConfig:
+    """``detect`` with the crop that reproduces the median training photo of ``table`` from its box."""
     found = table[table["found"]]
-    return CropSpec(
-        margin=round(float(np.median(1 / found["ratio"])), 2),
-        shift_x=round(float(np.median(found["dx"])), 2),
-        shift_y=round(float(np.median(found["dy"])), 2),
+    return detect.model_copy(
+        update={
+            "margin": round(float(np.median(1 / found["ratio"])), 2),
+            "shift_x": round(float(np.median(found["dx"])), 2),
+            "shift_y": round(float(np.median(found["dy"])), 2),
+        }
     )
 
 
-def report(table: pd.DataFrame) -> dict[str, CropSpec]:
+def report(table: pd.DataFrame, detect: DetectConfig) -> dict[str, DetectConfig]:
     """Print the geometry per source and return the matching crops (per source and pooled)."""
     crops = {}
     print("source    found      box/side (q25 median q75)   centre offset x, y (box sides)   crop")
     for name, part in [*table.groupby("source"), ("all", table)]:
         found = part[part["found"]]
         q = np.percentile(found["ratio"], [25, 50, 75])
-        crops[name] = crop_for(part)
+        crops[name] = crop_for(part, detect)
         c = crops[name]
         print(
             f"{name:<9} {len(found):>4}/{len(part):<4}  {q[0]:.3f} {q[1]:.3f} {q[2]:.3f}"
@@ -118,18 +123,23 @@ def report(table: pd.DataFrame) -> dict[str, CropSpec]:
     return crops
 
 
-def blend(a: CropSpec, b: CropSpec, w: float) -> CropSpec:
-    """The crop ``w`` of the way from ``a`` to ``b``."""
-    return CropSpec(*(round(float(x + w * (y - x)), 2) for x, y in zip(astuple(a), astuple(b), strict=True)))
+def blend(a: DetectConfig, b: DetectConfig, w: float) -> DetectConfig:
+    """The crop ``w`` of the way from ``a`` to ``b`` (the other settings of ``a``)."""
+    return a.model_copy(
+        update={
+            field: round(float(getattr(a, field) + w * (getattr(b, field) - getattr(a, field))), 2)
+            for field in CROP_FIELDS
+        }
+    )
 
 
 def check_model(
-    samples: list[Sample], detector: FaceDetector, crops: dict[str, CropSpec], model: Path
+    samples: list[Sample], detector: FaceDetector, crops: dict[str, DetectConfig], model: Path
 ) -> None:
     """MAE per source with each candidate crop of the detected face, against the plain photo."""
-    from agecheck.model_io import AgePredictor
+    from agecheck.model.age_model import AgeModel
 
-    predictor = AgePredictor.load(model)
+    predictor = AgeModel.load(model)
     labelled = [s for s in samples if s.age is not None]
     if not labelled:
         print("no labels (no data/split/val.csv): MAE check skipped")
@@ -150,7 +160,8 @@ def check_model(
     for label, crop in candidates.items():
         images = plain if crop is None else [crop_face(labelled[i].canvas, boxes[i][0], crop) for i in keep]
         label = label if crop is None else f"{label} ({crop.margin}, {crop.shift_x:+}, {crop.shift_y:+})"
-        errors = np.abs(predictor.predict(images) - ages)
+        arrays = np.stack([square_resize(image, predictor.input_size) for image in images])
+        errors = np.abs(predictor.predict(arrays) - ages)
         per_source = ", ".join(f"{src} {errors[sources == src].mean():.2f}" for src in sorted(set(sources)))
         print(f"  {label:<38} all {errors.mean():.2f}  ({per_source})")
 
@@ -159,16 +170,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-source", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--detector", help="BlazeFace model (default: params.yaml detect.model)")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    parser.add_argument(
+        "--detector", choices=sorted(MODELS), help="BlazeFace model (default: params.yaml detect.model)"
+    )
     parser.add_argument("--check-model", type=Path, help="also compare the model's MAE per crop")
     args = parser.parse_args()
     params = load_params(args.params)
-    model_name = args.detector or params.get("detect", {}).get("model", DetectorConfig.model)
-    detector = FaceDetector(DetectorConfig(model=model_name, min_face=0))
+    model_name = args.detector or params.detect.model
+    # every detected face counts, however small (min_face 1 px: DetectConfig allows no 0)
+    detect = params.detect.model_copy(update={"model": model_name, "min_face": 1})
+    detector = FaceDetector(detect)
     samples = sample_photos(params, args.per_source, args.seed)
     print(f"detector BlazeFace {model_name}, {len(samples)} photos\n")
-    crops = report(measure(samples, detector))
+    crops = report(measure(samples, detector), detect)
     if args.check_model:
         check_model(samples, detector, crops, args.check_model)
 

@@ -1,4 +1,4 @@
-"""How often the age interval of the service (``agecheck.estimates``) holds the true age.
+"""How often the age interval of the service (``agecheck.model.age_model``) holds the true age.
 
     python benchmarks/interval_coverage.py [--split val] [--coverage 0.8] [--model models/age_model.keras]
 
@@ -18,9 +18,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agecheck.estimates import AgeEstimator  # noqa: E402
-from agecheck.model_io import DEFAULT_MODEL, AgePredictor  # noqa: E402
-from agecheck.preprocess import load_split_images  # noqa: E402
+from agecheck.config import DEFAULT_MODEL  # noqa: E402
+from agecheck.data.shards import load_split_images  # noqa: E402
+from agecheck.model.age_model import AgeModel  # noqa: E402
 
 
 def main() -> None:
@@ -29,9 +29,12 @@ def main() -> None:
     parser.add_argument("--coverage", type=float, default=0.8, help="nominal coverage of the interval")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     args = parser.parse_args()
+    if not 0 < args.coverage < 1:  # checked before the photos are loaded
+        parser.error(f"--coverage must be between 0 and 1 (got {args.coverage})")
     table = pd.read_csv(Path("data/split") / f"{args.split}.csv", dtype={"id": str, "member": str})
-    estimator = AgeEstimator(AgePredictor.load(args.model), coverage=args.coverage)
-    estimates = estimator.estimate(load_split_images(table, Path("data/validated"), estimator.input_size))
+    model = AgeModel.load(args.model)
+    images = load_split_images(table, Path("data/validated"), model.input_size)
+    estimates = model.estimate(images, coverage=args.coverage)
     result = table[["source", "age"]].assign(
         low=[e.low for e in estimates], high=[e.high for e in estimates], kind=[e.interval for e in estimates]
     )

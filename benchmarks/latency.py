@@ -11,13 +11,14 @@ Prints:
    ``--clients`` concurrent HTTP clients posting one-face frames, and their request latency;
 4. peak memory (max RSS) of this process and of the server process.
 
-The frames are generated (``tests/synthetic.py``: a cartoon face BlazeFace detects), so the
-script needs no photos. Take figures on an otherwise idle machine.
+The frames are generated (:func:`till_frame`: a cartoon face BlazeFace detects), so the script
+needs no photos. Take figures on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import socket
@@ -28,17 +29,66 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agecheck.estimates import AgeEstimator  # noqa: E402
-from agecheck.faces import FaceDetector  # noqa: E402
-from agecheck.images import PhotoLimits, normalize_photo  # noqa: E402
-from agecheck.model_io import DEFAULT_MODEL, AgePredictor  # noqa: E402
-from agecheck.params import load_params  # noqa: E402
-from agecheck.till import detect_settings, face_crops  # noqa: E402
-from tests import synthetic as syn  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, load_params  # noqa: E402
+from agecheck.data.images import normalize_photo  # noqa: E402
+from agecheck.model.age_model import AgeModel  # noqa: E402
+from agecheck.till.pipeline import Till  # noqa: E402
+
+# --- generated till frames: cartoon faces that BlazeFace finds (no real faces anywhere) ----------
+
+SKINS = ((224, 172, 140), (200, 150, 110), (150, 105, 75))
+
+
+def draw_cartoon_face(
+    frame: Image.Image, left: int, top: int, size: int, skin: tuple[int, int, int] = SKINS[0]
+) -> None:
+    """Draw a simple high-contrast face (hair, eyes, brows, nose, mouth, neck) in a size x size box."""
+    draw = ImageDraw.Draw(frame)
+
+    def at(x: float, y: float) -> tuple[float, float]:  # drawn on a 200 x 200 grid
+        return left + x * size / 200, top + y * size / 200
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> list[float]:
+        return [*at(x0, y0), *at(x1, y1)]
+
+    draw.ellipse(box(40, 10, 160, 120), fill=(60, 40, 30))  # hair
+    draw.rectangle(box(70, 150, 130, 200), fill=skin)  # neck
+    draw.ellipse(box(50, 30, 150, 170), fill=skin)
+    for x in (78, 122):
+        draw.ellipse(box(x - 11, 78, x + 11, 92), fill=(250, 250, 250))
+        draw.ellipse(box(x - 5, 80, x + 5, 90), fill=(40, 30, 30))
+        draw.line(box(x - 14, 68, x + 12, 66), fill=(60, 40, 30), width=max(1, size // 50))
+    draw.polygon([at(100, 92), at(92, 122), at(108, 122)], fill=(200, 140, 115))  # nose
+    draw.ellipse(box(82, 134, 118, 148), fill=(170, 80, 80))
+
+
+def till_frame(
+    faces: list[tuple[int, int, int]], width: int = 640, height: int = 480, seed: int = 0
+) -> Image.Image:
+    """A camera-like frame (noisy gradient background) with cartoon faces at ``(left, top, size)``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    background = np.stack([x * 0.15 + 80, y * 0.15 + 90, np.full_like(x, 100)], -1)
+    background = background + rng.normal(0, 8, size=(height, width, 3))
+    frame = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
+    for i, (left, top, size) in enumerate(faces):
+        draw_cartoon_face(frame, left, top, size, SKINS[i % len(SKINS)])
+    return frame.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    """``image`` as a JPEG file (quality 90), as a camera would send it."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+# --- measurements --------------------------------------------------------------------------------
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -57,42 +107,42 @@ def timed(fn, runs: int, warmup: int = 3) -> list[float]:  # type: ignore[no-unt
     return times
 
 
-def in_process(model: Path, params: dict, runs: int) -> None:
-    config, crop = detect_settings(params)
-    detector = FaceDetector(config)
-    estimator = AgeEstimator(AgePredictor.load(model))
-    size = estimator.input_size
-    frame = syn.jpeg_bytes(syn.till_frame([(250, 120, 180)]))
-    face = syn.jpeg_bytes(syn.till_frame([(0, 0, 200)], 200, 200))
-    limits = PhotoLimits()
+def in_process(model: Path, params: Params, runs: int) -> None:
+    # the till of the service: detect and policy params, serve.interval, serve's photo limits
+    till = Till(AgeModel.load(model), params.detect, params.policy, params.serve.interval)
+    detector = till.detector()
+    size = till.model.input_size
+    frame = jpeg_bytes(till_frame([(250, 120, 180)]))
+    face = jpeg_bytes(till_frame([(0, 0, 200)], 200, 200))
+    limits = params.serve
 
     def decode(data: bytes):  # type: ignore[no-untyped-def]
         return normalize_photo(data, limits).image
 
     image = decode(frame)
-    found = face_crops(image, size, detector, crop)
+    found = till.crops(image)
     assert len(found.boxes) == 1, f"expected one face in the benchmark frame, found {len(found.boxes)}"
 
     def whole_frame() -> None:
-        crops = face_crops(decode(frame), size, detector, crop)
-        estimator.estimate(crops.arrays)
+        crops = till.crops(decode(frame))
+        till.estimate(crops.arrays)
 
     def pre_cropped() -> None:
-        estimator.estimate(face_crops(decode(face), size, None).arrays)
+        till.estimate(till.crops(decode(face), detect=False).arrays)
 
-    print(f"model {model} ({size} px), detector BlazeFace {config.model}, CPU cores {os.cpu_count()}")
+    print(f"model {model} ({size} px), detector BlazeFace {params.detect.model}, CPU cores {os.cpu_count()}")
     print("\n1. one 640x480 JPEG frame with one face, in process")
     print(f"   decode + detect + crop + estimate   {percentiles(timed(whole_frame, runs))}")
     print(f"     decode (JPEG, EXIF, RGB)          {percentiles(timed(lambda: decode(frame), runs))}")
     print(
         f"     BlazeFace detection               {percentiles(timed(lambda: detector.detect(image), runs))}"
     )
-    one_face = timed(lambda: estimator.estimate(found.arrays), runs)
+    one_face = timed(lambda: till.estimate(found.arrays), runs)
     print(f"     age estimate (1 face)             {percentiles(one_face)}")
     print("\n2. one pre-cropped 200x200 JPEG face (no detection), in process")
     print(f"   decode + estimate                   {percentiles(timed(pre_cropped, runs))}")
     batch = np.repeat(found.arrays, 16, axis=0)
-    per_face = [t / 16 for t in timed(lambda: estimator.estimate(batch), max(5, runs // 10))]
+    per_face = [t / 16 for t in timed(lambda: till.estimate(batch), max(5, runs // 10))]
     print(f"   per face in a batch of 16           {percentiles(per_face)}")
 
 
@@ -129,7 +179,7 @@ def service(model: Path, clients: int, requests: int, workers: int) -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("the service did not start")
             time.sleep(0.5)
-        frames = [syn.jpeg_bytes(syn.till_frame([(250, 120, 180)], seed=i)) for i in range(8)]
+        frames = [jpeg_bytes(till_frame([(250, 120, 180)], seed=i)) for i in range(8)]
         headers = {"Content-Type": "image/jpeg"}
 
         def client(index: int) -> list[float]:
@@ -160,7 +210,7 @@ def service(model: Path, clients: int, requests: int, workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=25, help="frames per client")

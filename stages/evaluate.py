@@ -8,50 +8,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agecheck.challenge25 import Policy
-from agecheck.errors import AgecheckError, exit_on_error
-from agecheck.evaluation import evaluate_predictions, prediction_table, summary_line, write_evaluation
-from agecheck.io import fresh_dir
-from agecheck.model_io import DEFAULT_MODEL, AgePredictor
-from agecheck.params import load_params, section
-from agecheck.preprocess import load_split_images
+from agecheck.config import load_params
+from agecheck.data.shards import load_split_images
+from agecheck.errors import exit_on_error
+from agecheck.evaluation.evaluate import (
+    evaluate_predictions,
+    headline,
+    prediction_table,
+    summary_line,
+    write_evaluation,
+)
+from agecheck.model.age_model import AgeModel
+from agecheck.outputs import fresh_dir, write_json
 
 SPLITS = Path("data/split")
 SHARDS = Path("data/validated")
+MODEL = Path("models/age_model.keras")
 METRICS = Path("metrics/metrics.json")
 RESULTS = Path("metrics/evaluate")
 
 
-def predict_split(predictor: AgePredictor, name: str, batch_size: int) -> tuple[pd.DataFrame, np.ndarray]:
+def predict_split(model: AgeModel, name: str, batch_size: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of split ``name`` and the predicted age of each."""
     table = pd.read_csv(SPLITS / f"{name}.csv", dtype={"id": str, "source": str, "member": str, "shard": str})
-    try:
-        images = load_split_images(table, SHARDS, predictor.input_size)
-    except ValueError as err:
-        raise AgecheckError(str(err)) from None
+    images = load_split_images(table, SHARDS, model.input_size)
     print(f"evaluate: predicting {len(table)} {name} photos")
-    return table, predictor.predict_arrays(images, batch_size)
+    return table, model.predict(images, batch_size)
 
 
 @exit_on_error
 def main() -> None:
     params = load_params()
-    batch_size = int(section(params, "evaluate").get("batch_size", 64))
-    policy = Policy.from_params(params.get("policy"))
-    predictor = AgePredictor.load(DEFAULT_MODEL)
-    validation = prediction_table(*predict_split(predictor, "val", batch_size))
-    predictions, metrics = evaluate_predictions(
-        *predict_split(predictor, "test", batch_size), policy, validation
-    )
+    batch_size, policy = params.evaluate.batch_size, params.policy
+    model = AgeModel.load(MODEL)
+    validation = prediction_table(*predict_split(model, "val", batch_size))
+    predictions, metrics = evaluate_predictions(*predict_split(model, "test", batch_size), policy, validation)
     results = fresh_dir(RESULTS)
     validation.to_csv(results / "val_predictions.csv", index=False)
-    write_evaluation(predictions, metrics, METRICS, results, policy)
+    write_evaluation(predictions, metrics, results, policy)
+    write_json(METRICS, headline(metrics))
     c25 = metrics["challenge25"]
     print(f"evaluate: test {summary_line(metrics)} -> {METRICS}")
     print(
-        f"evaluate: Challenge {policy.threshold:g}: minors served without ID {c25['minor_pass_rate']}, "
-        f"adults asked for ID {c25['adult_check_rate']}; threshold for <= {policy.max_minor_pass_rate:.0%} "
-        f"on val: {c25['safe_threshold'].get('threshold')}"
+        f"evaluate: Challenge {policy.threshold:g}: minors served without ID {c25['minor_pass_rate']} "
+        f"(13-17: {c25['teen_pass_rate']}), adults asked for ID {c25['adult_check_rate']}; threshold for "
+        f"<= {policy.max_minor_pass_rate:.0%} on val: {c25['safe_threshold'].get('threshold')}"
     )
 
 

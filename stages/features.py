@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-import agecheck.backbones.registry as registry
+import agecheck.model.backbones.registry as registry
+from agecheck.config import load_params
+from agecheck.data.shards import load_split_images
+from agecheck.data.split import SPLITS
 from agecheck.errors import exit_on_error
-from agecheck.features import extract
-from agecheck.io import fresh_dir, write_json
-from agecheck.params import load_params, section
-from agecheck.preprocess import load_split_images
-from agecheck.splitting import SPLITS
+from agecheck.model.features import extract
+from agecheck.outputs import fresh_dir, write_json
 
 OUT = Path("data/features")
 
@@ -23,9 +23,10 @@ OUT = Path("data/features")
 @exit_on_error
 def main() -> None:
     params = load_params()
-    model, feats = section(params, "model"), section(params, "features")
-    size, cut = int(model["image_size"]), int(model["cut_block"])
-    lower, _ = registry.split_backbone(keras.saving.load_model("models/backbone.keras"), cut)
+    size, feats = params.model.image_size, params.features
+    lower, _ = registry.split_backbone(
+        keras.saving.load_model("models/backbone.keras"), params.model.cut_block
+    )
     fresh_dir(OUT)
     timings = {}
     for split in SPLITS:
@@ -35,9 +36,9 @@ def main() -> None:
             continue
         started = time.monotonic()
         images = load_split_images(table, Path("data/validated"), size)
-        np.save(OUT / f"{split}.npy", extract(lower, images, int(feats["batch_size"]), desc=split))
-        if feats.get("flip", True):
-            flipped = extract(lower, images, int(feats["batch_size"]), flip=True, desc=f"{split} mirrored")
+        np.save(OUT / f"{split}.npy", extract(lower, images, feats.batch_size, desc=split))
+        if feats.flip:
+            flipped = extract(lower, images, feats.batch_size, flip=True, desc=f"{split} mirrored")
             np.save(OUT / f"{split}_flip.npy", flipped)
         timings[split] = round(time.monotonic() - started, 1)
         print(f"features {split}: {len(table)} photos in {timings[split]} s")

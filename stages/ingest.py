@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agecheck.config import load_params
+from agecheck.data.ingest import pack_source
 from agecheck.errors import AgecheckError, exit_on_error
-from agecheck.ingest import pack_source
-from agecheck.params import load_params, section
 
 
 @exit_on_error
@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("source", help="a key of data.sources in params.yaml")
     parser.add_argument("--out-dir", type=Path, default=Path("data/raw"))
     args = parser.parse_args()
-    sources = section(load_params(), "data").get("sources") or {}
+    sources = load_params().data.sources
     if args.source not in sources:
         raise AgecheckError(f"data.sources in params.yaml has no source named {args.source!r}")
     count = pack_source(Path(sources[args.source]), args.out_dir / f"{args.source}.tar")

@@ -8,16 +8,16 @@ from pathlib import Path
 import pandas as pd
 
 from agecheck.errors import exit_on_error
-from agecheck.report import FIGURES, build_report
+from agecheck.evaluation.evaluate import DETAILS
+from agecheck.evaluation.report import FIGURES, build_report
 
-METRICS = Path("metrics/metrics.json")
 RESULTS = Path("metrics/evaluate")
 REPORT = Path("metrics/report.md")
 
 
 @exit_on_error
 def main() -> None:
-    metrics = json.loads(METRICS.read_text(encoding="utf-8"))
+    metrics = json.loads((RESULTS / DETAILS).read_text(encoding="utf-8"))
     predictions = pd.read_csv(RESULTS / "predictions.csv", dtype={"id": str})
     figures = [
         ((RESULTS / name).relative_to(REPORT.parent).as_posix(), caption)

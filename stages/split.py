@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from agecheck import plots
+from agecheck.config import load_params
+from agecheck.data.split import SPLITS, age_distribution, assign_splits, split_summary
 from agecheck.errors import exit_on_error
-from agecheck.io import fresh_dir, write_json
-from agecheck.params import load_params, section
-from agecheck.splitting import SPLITS, age_distribution, assign_splits, split_summary
+from agecheck.outputs import fresh_dir, write_json
 
 PHOTOS = Path("data/validated/photos.csv")
 OUT = Path("data/split")
@@ -19,17 +18,14 @@ RESULTS = Path("metrics/split")
 
 @exit_on_error
 def main() -> None:
-    params = section(load_params(), "split")
+    params = load_params().split
     photos = pd.read_csv(PHOTOS, dtype={"file_name": str, "source": str})
-    photos["split"] = assign_splits(
-        photos, float(params["val_size"]), float(params["test_size"]), int(params["seed"])
-    )
+    photos["split"] = assign_splits(photos, params.val_size, params.test_size, params.seed)
     fresh_dir(OUT)
     for name in SPLITS:
         photos[photos["split"] == name].to_csv(OUT / f"{name}.csv", index=False)
     RESULTS.mkdir(parents=True, exist_ok=True)
     age_distribution(photos).to_csv(RESULTS / "age_distribution.csv", index=False)
-    plots.split_age_bands(photos, RESULTS / "age_bands.png")
     summary = split_summary(photos)
     write_json(Path("metrics/split.json"), summary)
     print("split: " + ", ".join(f"{name} {summary[name]['total']}" for name in SPLITS))

@@ -13,14 +13,17 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-import agecheck.backbones.registry as registry
+import agecheck.model.backbones.registry as registry
+from agecheck.config import TrainConfig, load_params
+from agecheck.data.images import mirror
+from agecheck.data.shards import load_split_images
 from agecheck.errors import exit_on_error
-from agecheck.model_io import DEFAULT_MODEL, save_age_model
-from agecheck.params import load_params, section
-from agecheck.preprocess import load_split_images
-from agecheck.training import AgeNet, Batches, TrainConfig, fit, predict_mean
+from agecheck.model.age_model import AgeModel
+from agecheck.model.batches import Batches
+from agecheck.model.training import AgeNet, fit
 
 FEATURES = Path("data/features")
+MODEL = Path("models/age_model.keras")
 
 
 def _inputs(
@@ -31,17 +34,16 @@ def _inputs(
     ages = table["age"].to_numpy(np.float32)
     if full:
         images = load_split_images(table, Path("data/validated"), size)
-        return images, (images[:, :, ::-1] if cfg.flip else None), ages
+        return images, mirror(images), ages
     flip_path = FEATURES / f"{split}_flip.npy"
-    flipped = np.load(flip_path, mmap_mode="r") if cfg.flip and flip_path.exists() else None
+    flipped = np.load(flip_path, mmap_mode="r") if flip_path.exists() else None
     return np.load(FEATURES / f"{split}.npy"), flipped, ages
 
 
 @exit_on_error
 def main() -> None:
     params = load_params()
-    model_params, cfg = section(params, "model"), TrainConfig.from_params(section(params, "train"))
-    size, cut = int(model_params["image_size"]), int(model_params["cut_block"])
+    cfg, size, cut = params.train, params.model.image_size, params.model.cut_block
     full = cfg.mode == "full"
     # full fine-tuning (meant for GPU machines) trains on every visible device
     scope = tf.distribute.MirroredStrategy().scope() if full else contextlib.nullcontext()
@@ -49,13 +51,14 @@ def main() -> None:
     x_val, f_val, y_val = _inputs("val", cfg, full, size)
     started = time.monotonic()
     with scope, Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:
+        keras.utils.set_random_seed(cfg.seed)  # the head's initial weights too
         backbone = keras.saving.load_model("models/backbone.keras")
         lower, upper = registry.split_backbone(backbone, -1 if full else cut)
         net = AgeNet(lower, upper, cfg)
         train = Batches(x_train, y_train, cfg.batch_size, cfg.seed, f_train if cfg.flip else None)
         val = Batches(x_val, y_val, cfg.batch_size, cfg.seed, shuffle=False)
         best = fit(net, train, val, [DVCLiveCallback(live=live)])
-        val_pred = predict_mean(net.age_model, x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
+        val_pred = net.predict_ages(x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
         live.summary["best_val_mae"] = round(best, 3)
         live.summary["val_mae_tta"] = round(float(np.mean(np.abs(val_pred - y_val))), 3)
         live.summary["train_seconds"] = round(time.monotonic() - started, 1)
@@ -66,10 +69,10 @@ def main() -> None:
         "tta_flip": cfg.tta_flip,
         "val_mae": live.summary["val_mae_tta"],
     }
-    save_age_model(net.full_model(size), DEFAULT_MODEL, size, info)
+    AgeModel.save(net.full_model(size), MODEL, size, info)
     print(
         f"train: best val MAE {best:.2f} (with flip averaging {live.summary['val_mae_tta']:.2f}) "
-        f"in {live.summary['train_seconds']:.0f} s -> {DEFAULT_MODEL}"
+        f"in {live.summary['train_seconds']:.0f} s -> {MODEL}"
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from agecheck.config import load_params
+from agecheck.data.validation import validate_sources
 from agecheck.errors import AgecheckError, exit_on_error
-from agecheck.io import fresh_dir, write_json
-from agecheck.params import load_params, section
-from agecheck.validation import ValidateConfig, validate_sources
+from agecheck.outputs import fresh_dir, write_json
 
 RAW = Path("data/raw")
 OUT = Path("data/validated")
@@ -19,12 +19,9 @@ REJECTED = Path("metrics/validation/rejected.csv")
 @exit_on_error
 def main() -> None:
     params = load_params()
-    sources = section(params, "data").get("sources") or {}
-    if not sources:
-        raise AgecheckError("data.sources in params.yaml lists no photo folder")
-    config = ValidateConfig.from_params(section(params, "validate"))
     started = time.monotonic()
-    result = validate_sources({name: RAW / f"{name}.tar" for name in sources}, config, fresh_dir(OUT))
+    tars = {name: RAW / f"{name}.tar" for name in params.data.sources}
+    result = validate_sources(tars, params.validate_, fresh_dir(OUT))
     if result.usable.empty:
         raise AgecheckError("no usable photo remains after validation; see " + str(REJECTED))
     result.usable.to_csv(OUT / "photos.csv", index=False)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from agecheck.challenge25 import (
-    Policy,
+from agecheck.config import DEFAULT_PARAMS, load_params, parse_params
+from agecheck.errors import AgecheckError
+from agecheck.evaluation.challenge25 import (
     challenge25_metrics,
     group_metrics,
-    load_policy,
     minor_pass,
     rate_curve,
     safe_threshold,
 )
-from agecheck.errors import AgecheckError
-from agecheck.evaluation import evaluate_predictions
-from agecheck.report import build_report
+from agecheck.evaluation.evaluate import evaluate_predictions, headline
+from agecheck.evaluation.report import build_report
+from tests.params import PARAMS, changed
 
-POLICY = Policy(threshold=25, legal_age=18, max_minor_pass_rate=0.25)
+POLICY = changed(PARAMS.policy, threshold=25, legal_age=18, max_minor_pass_rate=0.25)
 #                 minors (4)          18-24 (1)   adults 25+ (3)
 TRUE = np.array([10, 15, 16, 17, 20, 25, 40, 60])
 PREDICTED = np.array([12, 26, 24, 30, 23, 24.9, 45, 20])
@@ -45,7 +47,7 @@ def test_an_estimate_equal_to_the_threshold_is_served() -> None:
 def test_safe_threshold_is_the_lowest_that_keeps_minors_within_the_limit() -> None:
     # 4 minors, at most 25% = 1 may pass: the threshold must exceed the second highest (26)
     assert safe_threshold(TRUE, PREDICTED, POLICY) == 26.1
-    strict = Policy(max_minor_pass_rate=0.0)
+    strict = changed(POLICY, max_minor_pass_rate=0.0)
     assert safe_threshold(TRUE, PREDICTED, strict) == 30.1
     assert safe_threshold([30, 40], [20, 30], POLICY) is None
 
@@ -55,7 +57,7 @@ def test_safe_threshold_agrees_with_a_brute_force_search(seed: int) -> None:
     rng = np.random.default_rng(seed)
     true = rng.integers(0, 80, 400)
     predicted = (true + rng.normal(0, 6, 400)).round(3)
-    policy = Policy(max_minor_pass_rate=0.01)
+    policy = changed(POLICY, max_minor_pass_rate=0.01)
     found = safe_threshold(true, predicted, policy)
     grid = np.round(np.arange(18, 120, 0.1), 1)
     ok = [t for t in grid if (minor_pass(true, predicted, t, 18).value or 0) <= 0.01]
@@ -64,7 +66,9 @@ def test_safe_threshold_agrees_with_a_brute_force_search(seed: int) -> None:
 
 def test_calibration_on_other_photos() -> None:
     val_true, val_predicted = np.array([10, 16, 17]), np.array([15, 21, 22])
-    metrics = challenge25_metrics(TRUE, PREDICTED, Policy(max_minor_pass_rate=0.0), (val_true, val_predicted))
+    metrics = challenge25_metrics(
+        TRUE, PREDICTED, changed(POLICY, max_minor_pass_rate=0.0), (val_true, val_predicted)
+    )
     safe = metrics["safe_threshold"]
     assert safe["calibrated_on"] == "val" and safe["threshold"] == 22.1
     assert safe["calibration_minor_pass_rate"] == 0.0
@@ -96,14 +100,35 @@ def test_groups_with_counts_and_missing_labels() -> None:
     assert table["not recorded"]["count"] == 1
 
 
-def test_policy_from_params(tmp_path: Path) -> None:
-    assert Policy.from_params({"threshold": 21}).threshold == 21.0
-    for bad in ({"threshold": "x"}, {"legal_age": 30}, {"colour": 1}, {"max_minor_pass_rate": 2}):
-        with pytest.raises(AgecheckError):
-            Policy.from_params(bad)
-    assert load_policy(tmp_path / "none.yaml") == Policy()
-    (tmp_path / "params.yaml").write_text("policy:\n  threshold: 21\n  legal_age: 16\n")
-    assert load_policy(tmp_path / "params.yaml") == Policy(threshold=21, legal_age=16)
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"threshold": "x"}, "policy.threshold: Input should be a valid number"),
+        ({"legal_age": 30}, "policy: legal_age (30.0) must not exceed threshold (25.0)"),
+        ({"colour": 1}, "policy.colour: unknown key"),
+        ({"max_minor_pass_rate": 2}, "policy.max_minor_pass_rate: Input should be less than 1"),
+    ],
+)
+def test_bad_policy_params_name_the_key(change: dict[str, object], message: str) -> None:
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["policy"].update(change)
+    with pytest.raises(AgecheckError, match=re.escape(message)):
+        parse_params(raw)
+
+
+def test_missing_section_or_key_is_named(tmp_path: Path) -> None:
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    del raw["policy"]["threshold"]
+    with pytest.raises(AgecheckError, match=re.escape("policy.threshold: missing")):
+        parse_params(raw)
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    del raw["serve"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(AgecheckError, match="serve: missing"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "bad.yaml").write_text("policy: [1, 2\n")
+    with pytest.raises(AgecheckError, match="is not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
 
 
 def test_evaluation_metrics_and_report() -> None:
@@ -116,10 +141,20 @@ def test_evaluation_metrics_and_report() -> None:
         }
     )
     predictions, metrics = evaluate_predictions(table, PREDICTED, POLICY)
-    assert metrics["challenge25"]["minor_pass_rate"] == 0.5
+    c25 = metrics["challenge25"]
+    assert c25["minor_pass_rate"] == 0.5
+    assert (c25["teens_passed"], c25["teens"], c25["teen_pass_rate"]) == (2, 3, 0.6667)  # 13-17 only
+    assert metrics["mean_error_by_age_band"]["13-17"] == pytest.approx((11 + 8 + 13) / 3, abs=1e-3)
+    top = headline(metrics)
+    assert (
+        top["mae_13_17"] == metrics["mae_by_age_band"]["13-17"]
+        and top["challenge25"]["teen_pass_rate"] == 0.6667
+    )
+    assert set(top) == {"mae", "count", "mae_by_source", "mae_13_17", "challenge25"}
     assert set(metrics["by_gender"]) == {"female", "male"} and "by_race" not in metrics
     report = build_report(metrics, predictions, [("evaluate/challenge25_rates.png", "rates")])
     assert "**2 of 4 customers under 18**" in report
+    assert "**2 of 3** (66.7%" in report and "Yoti publishes 0.1% for the same age band" in report
     assert "![rates](evaluate/challenge25_rates.png)" in report
     assert "| 65+ |" not in report.split("## Largest errors")[0]  # no band without photos
     worst = report.split("## Largest errors")[1]

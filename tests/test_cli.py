@@ -11,27 +11,25 @@ import numpy as np
 import pytest
 
 from agecheck import cli
-from agecheck.images import read_photo
-from agecheck.model_io import AgePredictor, save_age_model
+from agecheck.data.images import read_photo, square_resize
+from agecheck.model.age_model import AgeModel
 from tests import synthetic as syn
+from tests.params import PARAMS
+from tests.tiny_models import save_regression_model
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model whose age is 10 + 20 x (sum of the mean channel brightness, 0..1 each)."""
-    import keras
+    return save_regression_model(tmp_path_factory.mktemp("model") / "m.keras")
 
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(
-        1,
-        kernel_initializer=keras.initializers.Constant(20.0),
-        bias_initializer=keras.initializers.Constant(10.0),
-    )(x)
-    path = tmp_path_factory.mktemp("model") / "m.keras"
-    save_age_model(keras.Model(inputs, keras.layers.Reshape(())(x)), path, 32, {"head": "test"})
-    return path
+
+def _ages(model_path: Path, files: list[Path]) -> np.ndarray:
+    """The model's ages for photo files taken whole (centre-cropped), as in training."""
+    model = AgeModel.load(model_path)
+    return model.predict(
+        np.stack([square_resize(read_photo(f, PARAMS.validate_), model.input_size) for f in files])
+    )
 
 
 @pytest.fixture
@@ -92,7 +90,7 @@ def test_predict_ages_match_predictor(model_path: Path, photo_folder: Path, tmp_
     output = tmp_path / "ages.json"
     argv = ["predict", str(photo_folder / "a.jpg"), "--no-detect", "--model", str(model_path)]
     cli.main([*argv, "--output", str(output)])
-    expected = AgePredictor.load(model_path).predict([read_photo(photo_folder / "a.jpg")])[0]
+    expected = _ages(model_path, [photo_folder / "a.jpg"])[0]
     assert json.loads(output.read_text())[0]["age"] == pytest.approx(expected, abs=0.051)
 
 
@@ -163,8 +161,7 @@ def test_evaluate(
     assert "skipped 2 photos" in err and "file_missing 1" in err and "not_an_image 1" in err
     assert "MAE" in err and "mysource" in err
 
-    predictor = AgePredictor.load(model_path)
-    predicted = predictor.predict([read_photo(folder / "final_files" / name) for name in usable])
+    predicted = _ages(model_path, [folder / "final_files" / name for name in usable])
     expected_mae = float(np.mean(np.abs(predicted - np.array(list(usable.values())))))
     metrics = json.loads(output.read_text())
     assert metrics["count"] == 3

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agecheck.backbones.efficientnet_lite import (
+from agecheck.errors import AgecheckError
+from agecheck.model.backbones.efficientnet_lite import (
     VARIANTS,
     architecture_from_state_dict,
     build_efficientnet_lite,
     default_architecture,
     num_blocks,
     pretrained_state_dict,
-    split_at_block,
 )
-from agecheck.torch_legacy import load_legacy_state_dict
+from agecheck.model.backbones.registry import split_backbone
+from agecheck.model.backbones.torch_legacy import load_legacy_state_dict
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 CUP_CLASSES = {504, 967, 968}  # coffee mug, espresso, cup
@@ -87,16 +88,16 @@ def test_random_init_matches_pretrained_shapes(variant: str) -> None:
     assert _weight_shapes(random_model) == _weight_shapes(pretrained)
 
 
-@pytest.mark.parametrize("block", [0, 5, num_blocks("efficientnet_lite0") - 1])
-def test_split_at_block_composes_to_full_model(block: int) -> None:
+@pytest.mark.parametrize("block", [0, 5, num_blocks("efficientnet_lite0") - 2])
+def test_split_composes_to_full_model(block: int) -> None:
     model = build_efficientnet_lite("efficientnet_lite0", (64, 64, 3))
     x = np.random.default_rng(0).uniform(0, 255, size=(2, 64, 64, 3)).astype(np.float32)
-    lower, upper = split_at_block(model, block)
+    lower, upper = split_backbone(model, block)
     composed = upper(lower(x, training=False), training=False)
     np.testing.assert_allclose(np.asarray(composed), np.asarray(model(x, training=False)), atol=1e-4)
 
 
-def test_split_at_block_rejects_unknown_block() -> None:
+def test_split_rejects_a_cut_at_or_past_the_last_block() -> None:
     model = build_efficientnet_lite("efficientnet_lite0", (64, 64, 3))
-    with pytest.raises(ValueError, match="no block"):
-        split_at_block(model, num_blocks("efficientnet_lite0"))
+    with pytest.raises(AgecheckError, match="cut_block must be below"):
+        split_backbone(model, num_blocks("efficientnet_lite0") - 1)

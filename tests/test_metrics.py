@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from agecheck.metrics import age_metrics
+from agecheck.evaluation.metrics import age_metrics
 
 TRUE = [10, 20, 30, 70]
 PREDICTED = [12, 20, 25, 60]  # absolute errors 2, 0, 5, 10

@@ -47,10 +47,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_metrics_file_has_the_required_keys(repo: Path) -> None:
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
-    for key in ("mae", "rmse", "median_ae", "mae_by_age_band", "mae_by_source"):
-        assert key in metrics
+    assert set(metrics) == {"mae", "count", "mae_by_source", "mae_13_17", "challenge25"}  # headline only
     assert set(metrics["mae_by_source"]) <= {"one", "two"}
     assert 0 <= metrics["mae"] < 100
+    assert set(metrics["challenge25"]) >= {"minor_pass_rate", "teen_pass_rate", "adult_check_rate"}
+    details = json.loads((repo / "metrics/evaluate/details.json").read_text())
+    for key in ("mae", "rmse", "median_ae", "mae_by_age_band", "mean_error_by_age_band", "mae_by_source"):
+        assert key in details
     for png in (
         "predicted_vs_true.png",
         "mae_by_age_band.png",
@@ -58,11 +61,13 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
         "challenge25_rates.png",
     ):
         assert (repo / "metrics/evaluate" / png).stat().st_size > 1000
-    c25 = metrics["challenge25"]
+    c25 = details["challenge25"]
     assert (
         c25["threshold"] == 25 and c25["legal_age"] == 18 and c25["safe_threshold"]["calibrated_on"] == "val"
     )
-    assert {"minor_pass_rate", "adult_check_rate"} <= set(c25) and "by_gender" in metrics
+    assert {"minor_pass_rate", "adult_check_rate"} <= set(c25) and "by_gender" in details
+    saved = json.loads((repo / "models/age_model.json").read_text())
+    assert saved["outputs"] == ["age", "age_probs"] and saved["input_size"] == 32
     report = (repo / "metrics/report.md").read_text()
     assert "Minors served without ID" in report and "(evaluate/challenge25_rates.png)" in report
     assert (repo / "metrics/train/metrics.json").exists()
@@ -72,13 +77,15 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
 def test_dvc_reports_metrics_and_plots(repo: Path) -> None:
     shown = run(repo, "dvc", "metrics", "show", "--json").stdout
     assert "mae_by_source" in shown and "minor_pass_rate" in shown
+    plots = run(repo, "dvc", "plots", "show", "--json").stdout
+    assert "Mean absolute error per epoch" in plots and "age_bands.png" not in plots
     run(repo, "dvc", "plots", "show", "-o", "plots_html")
     assert (repo / "plots_html" / "index.html").exists()
 
 
 def test_predict_cli_uses_the_trained_model(repo: Path) -> None:
     photo = repo.parent / "one" / "final_files" / "000.jpg"
-    done = run(repo, "agecheck", "predict", str(photo))
+    done = run(repo, "agecheck", "predict", str(photo), "--model", "models/age_model.keras")
     assert "000.jpg" in done.stdout
 
 

@@ -8,17 +8,21 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
-from agecheck.challenge25 import Policy
-from agecheck.estimates import AgeEstimator
-from agecheck.faces import CropSpec, DetectorConfig
-from agecheck.model_io import AgePredictor
-from agecheck.service import Batcher, ServeConfig, Settings, create_app
+from agecheck import cli
+from agecheck.config import DEFAULT_PARAMS
+from agecheck.model.age_model import AgeModel
+from agecheck.till.batching import Batcher
+from agecheck.till.pipeline import Till
+from agecheck.till.service import create_app
 from tests import synthetic as syn
+from tests.params import PARAMS, changed
 from tests.tiny_models import save_dex_model
 
 MAX_BYTES = 300_000
@@ -28,13 +32,10 @@ THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    predictor = AgePredictor.load(save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras"))
-    settings = Settings(
-        ServeConfig(max_bytes=MAX_BYTES, max_pixels=4_000_000), DetectorConfig(), CropSpec(), Policy()
-    )
-    with TestClient(
-        create_app(AgeEstimator(predictor), settings), raise_server_exceptions=False
-    ) as test_client:
+    model = AgeModel.load(save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras"))
+    till = Till(model, PARAMS.detect, PARAMS.policy, PARAMS.serve.interval)
+    serve = changed(PARAMS.serve, max_bytes=MAX_BYTES, max_pixels=4_000_000)
+    with TestClient(create_app(till, serve), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -231,10 +232,20 @@ def test_batcher_joins_concurrent_requests() -> None:
     assert sizes == [6]
 
 
-def test_serve_config_rejects_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="unknown serve settings"):
-        ServeConfig.from_params({"serve": {"max_byte": 5}})
-    assert ServeConfig.from_params({"serve": {"max_bytes": "123"}}).max_bytes == 123
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"max_byte": 5}, "serve.max_byte: unknown key"), ({"port": "http"}, "serve.port: Input should be")],
+)
+def test_serve_with_bad_params_is_a_one_line_error(
+    change: dict[str, object], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["serve"].update(change)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--params", str(tmp_path / "params.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "\n" not in err and err.startswith("error: ") and message in err
 
 
 def test_uploads_never_touch_disk(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

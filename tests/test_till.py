@@ -12,12 +12,11 @@ import pytest
 from PIL import Image
 
 from agecheck import cli
-from agecheck.challenge25 import Policy
-from agecheck.estimates import AgeEstimator, quantiles
-from agecheck.faces import MODELS, Box, CropSpec, DetectorConfig, FaceDetector, _anchors, crop_box, crop_face
-from agecheck.model_io import AgePredictor
-from agecheck.till import ASK_FOR_ID, NO_ID_NEEDED, decision, detect_settings, face_crops
+from agecheck.model.age_model import AgeModel, quantiles
+from agecheck.till.detection import MODELS, Box, FaceDetector, _anchors
+from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, crop_box, crop_face, decision
 from tests import synthetic as syn
+from tests.params import PARAMS, changed
 from tests.tiny_models import save_dex_model, save_regression_model
 
 THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
@@ -25,7 +24,7 @@ THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
-    return FaceDetector()
+    return FaceDetector(PARAMS.detect)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def dex_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_anchor_count_matches_model(name: str) -> None:
     size, strides, per_cell, _ = MODELS[name]
-    detector = FaceDetector(DetectorConfig(model=name))
+    detector = FaceDetector(changed(PARAMS.detect, model=name))
     outputs = [d["shape"][1] for d in detector.interpreter.get_output_details()]
     assert len(_anchors(size, strides, per_cell)) == outputs[0] == outputs[1]
 
@@ -56,48 +55,73 @@ def test_detects_the_drawn_faces(detector: FaceDetector, faces: list[tuple[int, 
 
 def test_detector_settings(detector: FaceDetector) -> None:
     frame = syn.till_frame(THREE_FACES)
-    assert len(FaceDetector(DetectorConfig(max_faces=2)).detect(frame)) == 2
-    assert FaceDetector(DetectorConfig(min_face=500)).detect(frame) == []
+    assert len(FaceDetector(changed(PARAMS.detect, max_faces=2)).detect(frame)) == 2
+    assert FaceDetector(changed(PARAMS.detect, min_face=500)).detect(frame) == []
     assert detector.detect(Image.new("RGB", (5, 900), (0, 0, 0))) == []  # odd shapes are fine
-    with pytest.raises(ValueError, match="unknown face detector model"):
-        FaceDetector(DetectorConfig(model="huge"))
 
 
 def test_crop_geometry() -> None:
     box = Box(left=100, top=200, width=50, height=50, score=0.9)
-    assert crop_box(box, CropSpec(margin=2.0, shift_x=0.0, shift_y=0.0)) == (75, 175, 175, 275)
-    assert crop_box(box, CropSpec(margin=1.0, shift_x=0.2, shift_y=-0.1)) == (110, 195, 160, 245)
-    corner = crop_face(Image.new("RGB", (120, 120), (255, 255, 255)), Box(0, 0, 40, 40, 1), CropSpec(2, 0, 0))
+    assert crop_box(box, changed(PARAMS.detect, margin=2.0, shift_x=0.0, shift_y=0.0)) == (75, 175, 175, 275)
+    assert crop_box(box, changed(PARAMS.detect, margin=1.0, shift_x=0.2, shift_y=-0.1)) == (
+        110,
+        195,
+        160,
+        245,
+    )
+    wide = changed(PARAMS.detect, margin=2.0, shift_x=0.0, shift_y=0.0)
+    corner = crop_face(Image.new("RGB", (120, 120), (255, 255, 255)), Box(0, 0, 40, 40, 1), wide)
     assert corner.size == (80, 80) and corner.getpixel((0, 0)) == (0, 0, 0)  # outside: black
 
 
-def test_face_crops(detector: FaceDetector) -> None:
+@pytest.fixture(scope="module")
+def till(dex_path: Path) -> Till:
+    return Till(AgeModel.load(dex_path), PARAMS.detect, PARAMS.policy, 0.8)
+
+
+def test_till_crops(till: Till) -> None:
     frame = syn.till_frame(THREE_FACES)
-    crops = face_crops(frame, 32, detector)
+    crops = till.crops(frame)
     assert len(crops.boxes) == 3 and crops.arrays.shape == (3, 32, 32, 3) and crops.arrays.dtype == np.uint8
-    whole = face_crops(frame, 32, None)
+    whole = till.crops(frame, detect=False)
     assert whole.boxes == [None] and whole.arrays.shape == (1, 32, 32, 3)
-    assert face_crops(syn.till_frame([]), 32, detector).arrays.shape == (0, 32, 32, 3)
+    assert till.crops(syn.till_frame([])).arrays.shape == (0, 32, 32, 3)
 
 
-def test_detect_settings_from_params() -> None:
-    config, crop = detect_settings({"detect": {"model": "short", "margin": 1.5, "max_faces": 3}})
-    assert (config.model, config.max_faces, crop.margin) == ("short", 3, 1.5)
-    assert detect_settings({}) == (DetectorConfig(), CropSpec())
+def test_till_run_is_crops_then_judge(till: Till) -> None:
+    frames = [syn.till_frame(THREE_FACES), syn.till_frame([]), syn.till_frame([(250, 120, 180)])]
+    results = till.run(frames, batch_size=2)
+    assert [len(faces) for faces in results] == [3, 0, 1]
+    crops = till.crops(frames[0])
+    alone = till.judge(crops.boxes, till.estimate(crops.arrays))
+    assert [f.estimate.age for f in results[0]] == pytest.approx([f.estimate.age for f in alone], abs=1e-4)
+    record = results[2][0].record()
+    assert set(record) == {"box", "age", "age_low", "age_high", "age_sd", "interval", "decision"}
+    assert record["decision"] == decision(results[2][0].estimate.age, PARAMS.policy)
 
 
 def test_decision() -> None:
-    policy = Policy(threshold=25, legal_age=18)
+    policy = changed(PARAMS.policy, threshold=25, legal_age=18)
     assert decision(24.9, policy) == ASK_FOR_ID and decision(25.0, policy) == NO_ID_NEEDED
 
 
 def test_softmax_estimates_match_the_model(dex_path: Path) -> None:
-    predictor = AgePredictor.load(dex_path)
-    estimator = AgeEstimator(predictor, coverage=0.8)
+    model = AgeModel.load(dex_path)
+    assert model.has_distribution and model.outputs == ("age", "age_probs")
     images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    estimates = estimator.estimate(images, batch_size=2)
-    assert [e.age for e in estimates] == pytest.approx(predictor.predict_arrays(images).tolist(), abs=1e-3)
+    estimates = model.estimate(images, coverage=0.8, batch_size=2)
+    expected = model.model.predict(images.astype(np.float32), verbose=0)
+    assert [e.age for e in estimates] == pytest.approx(expected["age"].tolist(), abs=1e-3)
     assert all(e.interval == "softmax" and e.low < e.age < e.high and e.sd > 0 for e in estimates)
+    probs = expected["age_probs"]
+    assert probs.shape == (5, 101) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(expected["age"], probs @ np.arange(101), atol=1e-3)  # DEX: the expected age
+
+
+def test_mirror_averaged_model_is_symmetric(dex_path: Path) -> None:
+    model = AgeModel.load(dex_path)
+    images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    assert model.predict(images) == pytest.approx(model.predict(images[:, :, ::-1]), abs=1e-4)
 
 
 def test_quantiles() -> None:
@@ -110,12 +134,13 @@ def test_quantiles() -> None:
 
 
 def test_regression_model_gets_the_validation_mae(tmp_path: Path) -> None:
-    estimator = AgeEstimator(AgePredictor.load(save_regression_model(tmp_path / "r.keras", val_mae=4.5)))
-    estimate = estimator.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8))[0]
+    model = AgeModel.load(save_regression_model(tmp_path / "r.keras", val_mae=4.5))
+    assert not model.has_distribution
+    estimate = model.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8), coverage=0.8)[0]
     assert estimate.interval == "val_mae" and estimate.sd is None
     assert (estimate.low, estimate.high) == pytest.approx((estimate.age - 4.5, estimate.age + 4.5))
     with pytest.raises(ValueError, match="coverage"):
-        AgeEstimator(estimator.predictor, coverage=1.5)
+        model.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8), coverage=1.5)
 
 
 # --- agecheck predict with face detection ---------------------------------------------------------

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 
-from agecheck.backbones.registry import BACKBONES, build_backbone, split_backbone
+from agecheck.config import DEFAULT_PARAMS, parse_params
 from agecheck.errors import AgecheckError
-from agecheck.model_io import AgePredictor, save_age_model
-from agecheck.training import AgeNet, Batches, TrainConfig, fine_tune_schedule, fit, ldl_loss, predict_mean
+from agecheck.model.age_model import AgeModel
+from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
+from agecheck.model.batches import Batches
+from agecheck.model.heads import AGE, AGE_PROBS
+from agecheck.model.losses import ldl_loss
+from agecheck.model.training import AgeNet, fine_tune_schedule, fit
 from tests import synthetic as syn
+from tests.params import train_config
 
 SIZE = 32
 CUTS = {"efficientnet_lite0": 10, "efficientnet_lite1": 12, "efficientnet_lite2": 12, "resnet50": 12}
@@ -27,17 +34,17 @@ def test_one_training_step_per_backbone(name: str) -> None:
     lower, upper = split_backbone(build_backbone(name, pretrained=False), CUTS[name])
     assert lower is not None
     features = np.asarray(lower.predict(_images(4).astype(np.float32), verbose=0))
-    net = AgeNet(lower, upper, TrainConfig(head="regression"))
+    net = AgeNet(lower, upper, train_config(head="regression", loss="l1"))
     net.set_upper_trainable(True)
     net.compile(1e-3)
-    before = [w.copy() for w in net.trainable.get_weights()]
-    loss = net.trainable.train_on_batch(features, np.array([10, 20, 30, 40], dtype=np.float32))
+    before = [w.copy() for w in net.train_model.get_weights()]
+    loss = net.train_model.train_on_batch(features, np.array([10, 20, 30, 40], dtype=np.float32))
     assert np.isfinite(loss).all()
-    changed = [not np.array_equal(a, b) for a, b in zip(before, net.trainable.get_weights(), strict=True)]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, net.train_model.get_weights(), strict=True)]
     assert any(changed)
     frozen = [
         layer
-        for layer in net.trainable._flatten_layers()
+        for layer in net.train_model._flatten_layers()
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert frozen and not any(layer.trainable for layer in frozen)
@@ -58,15 +65,16 @@ def test_fit_and_saved_model_round_trip(tmp_path: Path, loss: str) -> None:
     ages = np.linspace(5, 80, 24).astype(np.float32)
     feats = np.asarray(lower.predict(images.astype(np.float32), verbose=0)).astype(np.float16)
     flipped = np.asarray(lower.predict(images[:, :, ::-1].astype(np.float32), verbose=0)).astype(np.float16)
-    cfg = TrainConfig(head="dex", head_epochs=1, epochs=1, batch_size=8, loss=loss)
+    cfg = train_config(head="dex", head_epochs=1, epochs=1, batch_size=8, loss=loss)
     net = AgeNet(lower, upper, cfg)
     best = fit(net, Batches(feats, ages, 8, 0, flipped), Batches(feats, ages, 8, 0, shuffle=False), [])
     assert np.isfinite(best)
-    expected = predict_mean(net.age_model, feats, flipped, 8)
-    save_age_model(net.full_model(SIZE), tmp_path / "m.keras", SIZE, {"backbone": "efficientnet_lite0"})
-    predictor = AgePredictor.load(tmp_path / "m.keras")
-    got = predictor.predict_arrays(images)
-    assert predictor.input_size == SIZE
+    expected = net.predict_ages(feats, flipped, 8)
+    AgeModel.save(net.full_model(SIZE), tmp_path / "m.keras", SIZE, {"backbone": "efficientnet_lite0"})
+    model = AgeModel.load(tmp_path / "m.keras")
+    got = model.predict(images)
+    assert model.input_size == SIZE and model.has_distribution
+    assert model.info["outputs"] == [AGE, AGE_PROBS]
     assert np.allclose(got, expected, atol=0.05)  # cached activations are float16
     assert ((got >= 0) & (got <= 100)).all()
 
@@ -94,19 +102,28 @@ def test_ldl_loss_is_the_age_error_when_the_softmax_matches_the_label_distributi
 
 
 @pytest.mark.parametrize(
-    "params", [{"loss": "huber"}, {"loss": "ldl", "head": "regression"}, {"loss": "ldl", "ldl_sigma": 0}]
+    ("change", "message"),
+    [
+        ({"loss": "huber"}, "train.loss: Input should be 'l1' or 'ldl'"),
+        ({"loss": "ldl", "head": "regression"}, "train: loss: ldl needs head: dex"),
+        ({"loss": "ldl", "ldl_sigma": 0}, "train.ldl_sigma: Input should be greater than 0"),
+        ({"lr": "fast"}, "train.lr: Input should be a valid number"),
+        ({"learning_rate": 0.1}, "train.learning_rate: unknown key"),
+    ],
 )
-def test_bad_loss_params(params: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="train.loss"):
-        TrainConfig.from_params(params)
+def test_bad_train_params_name_the_key(change: dict[str, object], message: str) -> None:
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    raw["train"].update(change)
+    with pytest.raises(AgecheckError, match=re.escape(message)):
+        parse_params(raw)
 
 
 def test_fine_tune_schedule_warms_up_then_decays() -> None:
-    schedule = fine_tune_schedule(TrainConfig(lr=1e-3, epochs=4, warmup_epochs=1), steps_per_epoch=10)
+    schedule = fine_tune_schedule(train_config(lr=1e-3, epochs=4, warmup_epochs=1), steps_per_epoch=10)
     rates = [float(schedule(step)) for step in range(40)]
     assert rates[0] == pytest.approx(1e-5, rel=0.01)
     assert rates[10] == pytest.approx(1e-3, rel=0.01) and max(rates) <= 1e-3 * 1.001
     assert all(a < b for a, b in zip(rates[:10], rates[1:11], strict=True))
     assert all(a >= b for a, b in zip(rates[10:-1], rates[11:], strict=True)) and rates[-1] < 1e-4
-    plain = fine_tune_schedule(TrainConfig(lr=1e-3, epochs=4), steps_per_epoch=10)
+    plain = fine_tune_schedule(train_config(lr=1e-3, epochs=4, warmup_epochs=0), steps_per_epoch=10)
     assert float(plain(0)) == pytest.approx(1e-3)

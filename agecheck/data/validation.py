@@ -14,40 +14,16 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from agecheck.config import PhotoLimits, ValidateConfig
+from agecheck.data.images import PhotoRejected, encode_jpeg, normalize_photo
+from agecheck.data.ingest import LABELS, PHOTOS_DIR
+from agecheck.data.labels import check_rows, read_labels
+from agecheck.data.shards import ShardWriter
 from agecheck.errors import AgecheckError
-from agecheck.images import PhotoLimits, PhotoRejected, encode_jpeg, normalize_photo
-from agecheck.ingest import LABELS, PHOTOS_DIR
-from agecheck.labels import AgeRange, check_rows, read_labels
-from agecheck.shards import ShardWriter
 
+#: Photos read from a packed source at a time (bounds memory).
+READ_BATCH = 1000
 REJECTED_COLUMNS = ["source", "kind", "file_name", "row", "reason", "detail"]
-
-
-@dataclass(frozen=True)
-class ValidateConfig:
-    """The ``validate`` block of ``params.yaml``."""
-
-    limits: PhotoLimits = PhotoLimits()
-    ages: AgeRange = AgeRange()
-    max_side: int = 0
-    jpeg_quality: int = 95
-    shard_size: int = 5000
-    drop_duplicate_photos: bool = True
-    workers: int = 0
-    batch_size: int = 1000
-
-    @classmethod
-    def from_params(cls, block: dict[str, Any]) -> ValidateConfig:
-        limits = PhotoLimits(
-            **{k: int(block[k]) for k in ("min_side", "max_pixels", "max_bytes") if k in block}
-        )
-        ages = AgeRange(**{k: int(block[k]) for k in ("min_age", "max_age") if k in block})
-        scalars = {
-            k: block[k]
-            for k in ("max_side", "jpeg_quality", "shard_size", "drop_duplicate_photos", "workers")
-            if k in block
-        }
-        return cls(limits=limits, ages=ages, **scalars)
 
 
 @dataclass
@@ -114,7 +90,7 @@ class Validator:
 
     def _decode(self, batch: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
         cfg = self.config
-        tasks = [(name, data, cfg.limits, cfg.max_side, cfg.jpeg_quality) for name, data in batch]
+        tasks = [(name, data, cfg, cfg.max_side, cfg.jpeg_quality) for name, data in batch]
         if self.pool is None:
             return [_normalize_task(t) for t in tasks]
         return self.pool.map(_normalize_task, tasks, chunksize=16)
@@ -130,7 +106,7 @@ class Validator:
                 raise AgecheckError(f"{tar_path} holds no {LABELS}")
             labels_file = tar.extractfile(labels_info)
             assert labels_file is not None
-            rows = check_rows(read_labels(labels_file.read(), f"{name}/{LABELS}"), self.config.ages)
+            rows = check_rows(read_labels(labels_file.read(), f"{name}/{LABELS}"), self.config)
             photos = [m for m in members if m.name.startswith(f"{PHOTOS_DIR}/")]
             photo_table = self._check_photos(name, tar, photos, rows)
         return rows, photo_table
@@ -168,7 +144,7 @@ class Validator:
             else:
                 to_decode.append(info)
         with tqdm(total=len(to_decode), desc=f"validate {source}", unit="photo", mininterval=5) as bar:
-            for batch in _batches(tar, to_decode, self.config.batch_size):
+            for batch in _batches(tar, to_decode, READ_BATCH):
                 for result in self._decode(batch):
                     jpeg = result.pop("jpeg", None)
                     if jpeg is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from agecheck.age_bands import age_band
+from agecheck.data.age_bands import age_band
 
 SPLITS = ("train", "val", "test")
 MIN_STRATUM = 6

@@ -6,10 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
-from agecheck.plots import plt, save
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Ages marked on the predicted-vs-true figure: legal age for alcohol and the Challenge 25 threshold.
+REFERENCE_AGES = (18, 25)
+
+
+def save(fig: plt.Figure, path: Path) -> None:
+    """Write ``fig`` as PNG and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _by_source(predictions: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -25,6 +38,10 @@ def predicted_vs_true(predictions: pd.DataFrame, mae: float, path: Path) -> None
     ages = predictions[["age", "predicted"]].to_numpy(dtype=float)
     low, high = min(0.0, ages.min()), max(100.0, ages.max())
     ax.plot([low, high], [low, high], color="black", linewidth=1, label="perfect")
+    for age in REFERENCE_AGES:
+        ax.axvline(age, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(age, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"{age}", (age, high), xytext=(2, -12), textcoords="offset points", color="grey")
     ax.set(xlim=(low, high), ylim=(low, high), xlabel="true age (years)", ylabel="predicted age (years)")
     ax.set_aspect("equal")
     ax.legend(loc="upper left")
@@ -33,16 +50,21 @@ def predicted_vs_true(predictions: pd.DataFrame, mae: float, path: Path) -> None
 
 
 def mae_by_age_band(metrics: dict[str, Any], path: Path) -> None:
-    """Bars of the MAE in each age band, labelled with the band's photo count."""
+    """Bars of the MAE and of the mean signed error (bias) in each age band, with photo counts."""
     bands = list(metrics["mae_by_age_band"])
     maes = [metrics["mae_by_age_band"][band] for band in bands]
+    bias = [metrics["mean_error_by_age_band"][band] for band in bands]
+    x = np.arange(len(bands))
     fig, ax = plt.subplots(figsize=(8, 4))
-    bars = ax.bar(bands, maes, color="tab:blue")
+    bars = ax.bar(x - 0.2, maes, width=0.4, color="tab:blue", label="MAE")
+    ax.bar(x + 0.2, bias, width=0.4, color="tab:orange", label="mean error (+ = too old)")
     ax.bar_label(bars, labels=[f"n={metrics['count_by_age_band'][band]}" for band in bands], padding=2)
-    ax.axhline(metrics["mae"], color="black", linestyle="--", linewidth=1, label="overall")
-    ax.set(xlabel="true age band (years)", ylabel="mean absolute error (years)")
+    ax.axhline(metrics["mae"], color="black", linestyle="--", linewidth=1, label="overall MAE")
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_xticks(x, bands)
+    ax.set(xlabel="true age band (years)", ylabel="years")
     ax.margins(y=0.15)
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.set_title(f"MAE per age band (overall MAE {metrics['mae']:.2f})")
     save(fig, path)
 

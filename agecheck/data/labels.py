@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
 
 import pandas as pd
 
+from agecheck.config import AgeRange
 from agecheck.errors import AgecheckError
 
 REQUIRED_COLUMNS = ("file_name", "real_age")
 _WHOLE_NUMBER = re.compile(r"^[+-]?\d+(\.0*)?$")
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:]")
-
-
-@dataclass(frozen=True)
-class AgeRange:
-    """Allowed ages, inclusive (from ``params.yaml``)."""
-
-    min_age: int = 0
-    max_age: int = 120
 
 
 def read_labels(data: bytes, origin: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from agecheck.age_bands import BAND_LABELS, age_band
+from agecheck.data.age_bands import BAND_LABELS, age_band
 
 #: Figures of the evaluate stage shown in the report, with their captions.
 FIGURES = (
@@ -46,8 +46,10 @@ def key_numbers(metrics: dict[str, Any]) -> list[str]:
         f'- **Minors served without ID.** With the rule "ask for ID under {threshold:g}", '
         f"**{c25['minors_passed']} of {c25['minors']} customers under {legal:g}** "
         f"({_pct(c25['minor_pass_rate'])}; at most {_pct(c25['minor_pass_rate_upper95'])} with 95% "
-        f"confidence) look {threshold:g} or older to the model and would be served without an ID check. "
-        f"For comparison, Yoti publishes {_pct(YOTI_MINOR_PASS)} for 13-17-year-olds.",
+        f"confidence) look {threshold:g} or older to the model and would be served without an ID check.",
+        f"- **13-17-year-olds served without ID.** **{c25['teens_passed']} of {c25['teens']}** "
+        f"({_pct(c25['teen_pass_rate'])}; at most {_pct(c25['teen_pass_rate_upper95'])} with 95% "
+        f"confidence). Yoti publishes {_pct(YOTI_MINOR_PASS)} for the same age band.",
         f"- **Adults asked for ID.** {c25['adults_checked']} of {c25['adults']} customers aged "
         f"{threshold:g} or older ({_pct(c25['adult_check_rate'])}) would be asked for ID.",
     ]

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from agecheck.torch_legacy import load_legacy_state_dict
+from agecheck.model.backbones.torch_legacy import load_legacy_state_dict
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99  # torch momentum 0.01
@@ -305,17 +305,3 @@ def build_efficientnet_lite(
     if state_dict is not None:
         load_state_dict_into(model, state_dict)
     return model
-
-
-def split_at_block(model: keras.Model, block: int) -> tuple[keras.Model, keras.Model]:
-    """Cut ``model`` after block ``block``: (input -> block output, block output -> model output).
-
-    Both parts share the layers (and weights) of ``model``.
-    """
-    try:
-        cut = model.get_layer(block_output_layer_name(block)).output
-    except ValueError:
-        raise ValueError(f"{model.name} has no block {block}") from None
-    lower = keras.Model(model.input, cut, name=f"{model.name}_lower{block}")
-    upper = keras.Model(cut, model.output, name=f"{model.name}_upper{block}")
-    return lower, upper

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from tqdm import tqdm
 
-from agecheck.preprocess import batches
+from agecheck.data.images import mirror
 
 
 def extract(
-    lower, images: np.ndarray, batch_size: int, flip: bool = False, desc: str = "features"
-) -> np.ndarray:  # type: ignore[no-untyped-def]
+    lower: keras.Model, images: np.ndarray, batch_size: int, flip: bool = False, desc: str = "features"
+) -> np.ndarray:
     """Activations of ``lower`` for uint8 ``images`` (float16); ``flip`` mirrors the photos first."""
     parts = []
     with tqdm(total=len(images), desc=desc, unit="photo", mininterval=10) as bar:
-        for batch in batches(images, batch_size):
-            if flip:
-                batch = batch[:, :, ::-1]
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            batch = mirror(batch) if flip else batch
             parts.append(np.asarray(lower.predict_on_batch(batch.astype(np.float32)), dtype=np.float16))
             bar.update(len(batch))
     return np.concatenate(parts)

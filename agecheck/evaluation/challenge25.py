@@ -16,7 +16,6 @@ show the trade-off between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,55 +23,15 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import binomtest
 
-from agecheck.errors import AgecheckError
-from agecheck.params import DEFAULT_PARAMS, load_params
+from agecheck.config import PolicyConfig
 
 DECIMALS = 4
 #: Thresholds of the rate curves (years).
 CURVE_THRESHOLDS = np.round(np.arange(18.0, 35.01, 0.5), 1)
 #: Step of the search for the threshold that keeps minors out (years).
 SEARCH_STEP = 0.1
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The Challenge 25 rule: ask for ID under ``threshold``; alcohol is legal from ``legal_age``."""
-
-    threshold: float = 25.0
-    legal_age: float = 18.0
-    max_minor_pass_rate: float = 0.01
-
-    @property
-    def adult_age(self) -> float:
-        """Customers this old or older should not need to show ID."""
-        return self.threshold
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> Policy:
-        """The ``policy`` block of params.yaml (missing keys take the defaults)."""
-        values = dict(params or {})
-        unknown = sorted(set(values) - {"threshold", "legal_age", "max_minor_pass_rate"})
-        if unknown:
-            raise AgecheckError(f"unknown policy parameter(s): {', '.join(unknown)}")
-        try:
-            policy = cls(**{key: float(value) for key, value in values.items()})
-        except (TypeError, ValueError) as err:
-            raise AgecheckError(f"policy parameters must be numbers: {err}") from None
-        if not 0 < policy.legal_age <= policy.threshold:
-            raise AgecheckError(
-                f"policy needs 0 < legal_age <= threshold (got {policy.legal_age}, {policy.threshold})"
-            )
-        if not 0 <= policy.max_minor_pass_rate < 1:
-            raise AgecheckError(
-                f"policy.max_minor_pass_rate must be in [0, 1) (got {policy.max_minor_pass_rate})"
-            )
-        return policy
-
-
-def load_policy(path: str | Path = DEFAULT_PARAMS) -> Policy:
-    """The ``policy`` block of the checkout's params.yaml; the defaults when there is no such file."""
-    path = Path(path)
-    return Policy.from_params(load_params(path).get("policy")) if path.is_file() else Policy()
+#: Youngest age of the band that published figures compare against (Yoti: 13-17-year-olds).
+TEEN_AGE = 13
 
 
 @dataclass(frozen=True)
@@ -102,10 +61,12 @@ def _arrays(true: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarr
     return true_ages, predicted_ages
 
 
-def minor_pass(true: ArrayLike, predicted: ArrayLike, threshold: float, legal_age: float) -> Rate:
-    """Under-``legal_age`` customers estimated at ``threshold`` or older."""
+def minor_pass(
+    true: ArrayLike, predicted: ArrayLike, threshold: float, legal_age: float, youngest: float = 0
+) -> Rate:
+    """Customers aged ``youngest`` to under ``legal_age`` estimated at ``threshold`` or older."""
     true_ages, predicted_ages = _arrays(true, predicted)
-    minors = true_ages < legal_age
+    minors = (true_ages >= youngest) & (true_ages < legal_age)
     return Rate(int(np.sum(predicted_ages[minors] >= threshold)), int(minors.sum()))
 
 
@@ -116,9 +77,10 @@ def adult_check(true: ArrayLike, predicted: ArrayLike, threshold: float, adult_a
     return Rate(int(np.sum(predicted_ages[adults] < threshold)), int(adults.sum()))
 
 
-def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: Policy) -> dict[str, Any]:
+def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: PolicyConfig) -> dict[str, Any]:
     """Both rates at ``threshold`` with the counts behind them (JSON-ready)."""
     passed = minor_pass(true, predicted, threshold, policy.legal_age)
+    teens = minor_pass(true, predicted, threshold, policy.legal_age, TEEN_AGE)
     checked = adult_check(true, predicted, threshold, policy.adult_age)
     return {
         "threshold": round(float(threshold), 2),
@@ -126,6 +88,10 @@ def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: Polic
         "minor_pass_rate_upper95": passed.upper95,
         "minors": passed.count,
         "minors_passed": passed.hits,
+        "teen_pass_rate": teens.value,
+        "teen_pass_rate_upper95": teens.upper95,
+        "teens": teens.count,
+        "teens_passed": teens.hits,
         "adult_check_rate": checked.value,
         "adults": checked.count,
         "adults_checked": checked.hits,
@@ -133,7 +99,7 @@ def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: Polic
 
 
 def rate_curve(
-    true: ArrayLike, predicted: ArrayLike, policy: Policy, thresholds: ArrayLike = CURVE_THRESHOLDS
+    true: ArrayLike, predicted: ArrayLike, policy: PolicyConfig, thresholds: ArrayLike = CURVE_THRESHOLDS
 ) -> pd.DataFrame:
     """``threshold, minor_pass_rate, adult_check_rate`` for each threshold."""
     rows = []
@@ -144,7 +110,7 @@ def rate_curve(
     return pd.DataFrame(rows, columns=["threshold", "minor_pass_rate", "adult_check_rate"])
 
 
-def safe_threshold(true: ArrayLike, predicted: ArrayLike, policy: Policy) -> float | None:
+def safe_threshold(true: ArrayLike, predicted: ArrayLike, policy: PolicyConfig) -> float | None:
     """The lowest threshold (in steps of :data:`SEARCH_STEP` from ``legal_age``) whose minor pass
     rate is at most ``policy.max_minor_pass_rate``; None when there are no minors.
 
@@ -164,7 +130,7 @@ def safe_threshold(true: ArrayLike, predicted: ArrayLike, policy: Policy) -> flo
 def challenge25_metrics(
     true: ArrayLike,
     predicted: ArrayLike,
-    policy: Policy,
+    policy: PolicyConfig,
     calibration: tuple[ArrayLike, ArrayLike] | None = None,
     calibrated_on: str = "val",
 ) -> dict[str, Any]:
@@ -185,7 +151,7 @@ def challenge25_metrics(
     return metrics
 
 
-def group_metrics(predictions: pd.DataFrame, column: str, policy: Policy) -> dict[str, dict[str, Any]]:
+def group_metrics(predictions: pd.DataFrame, column: str, policy: PolicyConfig) -> dict[str, dict[str, Any]]:
     """Per value of ``column`` (missing values as ``not recorded``): photo count, MAE and both
     rates at the policy threshold with the counts behind them.
     """

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from agecheck.config import PhotoLimits
+
 #: PIL's own guard against decompression bombs stays on; our limit is checked explicitly too.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
@@ -18,15 +20,6 @@ GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 EXIF_ORIENTATION = 0x0112
 #: JPEG rounding leaves grey photos stored as RGB with channels a level or two apart.
 GRAY_TOLERANCE = 3
-
-
-@dataclass(frozen=True)
-class PhotoLimits:
-    """Acceptable photo sizes (from ``params.yaml``)."""
-
-    min_side: int = 32
-    max_pixels: int = 40_000_000
-    max_bytes: int = 30_000_000
 
 
 @dataclass(frozen=True)
@@ -137,10 +130,28 @@ def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
     return buffer.getvalue()
 
 
-def read_photo(path: str | Path, limits: PhotoLimits | None = None) -> Image.Image:
+def read_photo(path: str | Path, limits: PhotoLimits) -> Image.Image:
     """Read a photo from disk as an upright RGB image (raises :class:`PhotoRejected`)."""
+    path = Path(path)
+    if not path.exists():
+        raise PhotoRejected("file_missing", str(path))
     try:
-        data = Path(path).read_bytes()
+        data = path.read_bytes()
     except OSError as err:
         raise PhotoRejected("unreadable", str(err)) from None
-    return normalize_photo(data, limits or PhotoLimits()).image
+    return normalize_photo(data, limits).image
+
+
+def square_resize(image: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop ``image`` to a square and resize it to ``size`` x ``size``: uint8 HxWx3."""
+    image = image.convert("RGB")
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def mirror(images: np.ndarray) -> np.ndarray:
+    """Left-right mirror images of a batch N x H x W x C (a view, no copy)."""
+    return images[:, :, ::-1]

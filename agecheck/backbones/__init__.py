@@ -1,1 +1,0 @@
-"""Pretrained image backbones built as Keras 3 functional models."""

@@ -1,0 +1,208 @@
+"""The one reader of ``params.yaml``: a typed section per pipeline part, loaded by one strict loader.
+
+``params.yaml`` is the only place defaults are written: every section and key must be there, an
+unknown key or a bad value stops with a one-line ``error:`` naming the key (stages, CLI and
+service alike). The stages read ``params.yaml`` in the working directory, as DVC runs them; the
+CLI defaults to the project's own ``params.yaml`` and model, whatever the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agecheck.errors import AgecheckError
+
+#: The checkout this package lives in: the CLI's defaults resolve from here, not from the cwd.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+DEFAULT_MODEL = PROJECT_ROOT / "models" / "age_model.keras"
+
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+Share = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Section(BaseModel):
+    """A block of ``params.yaml``: every key required, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    sources: dict[str, str] = Field(min_length=1)  # name -> folder with final_files/ + labels.csv
+
+
+class PhotoLimits(Section):
+    """Acceptable photo sizes: refused beyond these before any pixel is decoded."""
+
+    min_side: Positive
+    max_pixels: Positive
+    max_bytes: Positive
+
+
+class AgeRange(Section):
+    """Allowed ages, inclusive."""
+
+    min_age: NonNegative
+    max_age: NonNegative
+
+
+class ValidateConfig(PhotoLimits, AgeRange):
+    max_side: NonNegative  # shrink larger photos to this long side (0 keeps the size)
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)]
+    shard_size: Positive
+    drop_duplicate_photos: bool
+    workers: NonNegative  # 0: one per CPU core
+
+
+class SplitConfig(Section):
+    seed: int
+    val_size: Share
+    test_size: Share
+
+
+class ModelConfig(Section):
+    backbone: str
+    pretrained: bool
+    weights_path: str
+    image_size: Annotated[int, Field(ge=16)]
+    cut_block: Annotated[int, Field(ge=-1)]
+
+
+class FeaturesConfig(Section):
+    batch_size: Positive
+    flip: bool
+
+
+class TrainConfig(Section):
+    mode: Literal["cached", "full"]
+    head: Literal["dex", "regression"]
+    hidden: NonNegative
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    lr_head: Annotated[float, Field(gt=0)]
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: Annotated[float, Field(ge=0)]
+    head_epochs: NonNegative
+    epochs: Positive
+    warmup_epochs: Annotated[float, Field(ge=0)]
+    batch_size: Positive
+    patience: Positive
+    seed: int
+    flip: bool
+    tta_flip: bool
+    loss: Literal["l1", "ldl"]
+    ldl_sigma: Annotated[float, Field(gt=0)]
+    ldl_weight: Annotated[float, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _ldl_needs_dex(self) -> TrainConfig:
+        if self.loss == "ldl" and self.head != "dex":
+            raise ValueError("loss: ldl needs head: dex")
+        return self
+
+
+class EvaluateConfig(Section):
+    batch_size: Positive
+
+
+class PolicyConfig(Section):
+    """Challenge 25: ask for ID under ``threshold``; alcohol is legal from ``legal_age``."""
+
+    threshold: Annotated[float, Field(gt=0)]
+    legal_age: Annotated[float, Field(gt=0)]
+    max_minor_pass_rate: Annotated[float, Field(ge=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _legal_age_first(self) -> PolicyConfig:
+        if self.legal_age > self.threshold:
+            raise ValueError(f"legal_age ({self.legal_age}) must not exceed threshold ({self.threshold})")
+        return self
+
+    @property
+    def adult_age(self) -> float:
+        """Customers this old or older should not need to show ID."""
+        return self.threshold
+
+
+class DetectConfig(Section):
+    """The face detector, and the crop that makes a detected face look like a training photo."""
+
+    model: Literal["short", "full", "full_sparse"]
+    min_score: Share
+    nms_iou: Share
+    min_face: Positive
+    max_faces: Positive
+    margin: Annotated[float, Field(gt=0)]  # crop side / detected box side
+    shift_x: float  # crop centre - box centre, in box sides (+ = right)
+    shift_y: float  # (+ = down)
+
+
+class ServeConfig(PhotoLimits):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+    workers: Positive
+    batch_size: Positive
+    batch_wait_ms: Annotated[float, Field(ge=0)]
+    cpu_threads: Positive
+    interval: Share  # coverage of the age interval
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    data: DataConfig
+    validate_: ValidateConfig = Field(alias="validate")  # `validate` is a BaseModel method
+    split: SplitConfig
+    model: ModelConfig
+    features: FeaturesConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    policy: PolicyConfig
+    detect: DetectConfig
+    serve: ServeConfig
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as ``key.path: what is wrong``."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key"
+    if kind == "missing":
+        return f"{key}: missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error" or "input" not in error:
+        return f"{key}: {message}"
+    return f"{key}: {message} (got {error['input']!r})"
+
+
+def parse_params(raw: object, origin: str = "params.yaml") -> Params:
+    """Check a parsed parameter mapping; :class:`AgecheckError` naming the first bad key."""
+    if not isinstance(raw, dict):
+        raise AgecheckError(f"{origin} must hold a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        problems = [_problem(e) for e in err.errors()]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise AgecheckError(f"{origin}: {problems[0]}{more}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and check the parameter file (default: ``params.yaml`` in the working directory)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AgecheckError(f"parameter file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AgecheckError(f"cannot read {path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise AgecheckError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,148 @@
+"""The one wrapper around a trained age model: saving, loading, ages and age intervals.
+
+A saved model is a ``.keras`` file plus a ``.json`` sidecar (``input_size`` and how the model was
+made). It takes RGB face crops (batch x S x S x 3, values 0..255) and has the named outputs
+``age`` (years) and, for a DEX model, ``age_probs`` (softmax over the ages 0..100,
+``agecheck.model.heads``). With ``age_probs`` the interval is the central ``coverage`` part of
+that distribution (e.g. its 10th to 90th percentile for 0.8); trained with ``train.loss: ldl`` its
+spread means something (``benchmarks/interval_coverage.py`` measures how often it holds the true
+age). A model without it gets the estimate ± its validation MAE (``val_mae`` in the sidecar).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agecheck.errors import AgecheckError
+from agecheck.model.heads import AGE, AGE_PROBS
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def sidecar(path: Path) -> Path:
+    """The ``.json`` file saved beside a ``.keras`` model."""
+    return path.with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class AgeEstimate:
+    """One face: estimated age, an interval around it and how that interval was made."""
+
+    age: float
+    low: float
+    high: float
+    sd: float | None
+    interval: str  # "softmax" (the model's own distribution) or "val_mae" (a fixed ± interval)
+
+
+def quantiles(probabilities: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """Quantiles (in years, interpolated) of softmaxes over the ages 0..K: N x len(levels)."""
+    cdf = np.cumsum(probabilities, axis=1)
+    ages = np.arange(probabilities.shape[1], dtype=np.float64)
+    # the age a with CDF(a) = level, the CDF interpolated linearly between whole years
+    return np.stack([[np.interp(q, row, ages) for q in levels] for row in cdf])
+
+
+def _pad_to_power_of_two(images: np.ndarray) -> np.ndarray:
+    """``images`` as float32, zero-padded to a power-of-two batch (bounds the compiled shapes)."""
+    padded = np.zeros((1 << (len(images) - 1).bit_length(), *images.shape[1:]), dtype=np.float32)
+    padded[: len(images)] = images
+    return padded
+
+
+class AgeModel:
+    """A trained age model: :meth:`predict` gives ages, :meth:`estimate` ages with intervals."""
+
+    def __init__(self, model: Any, info: dict[str, Any]) -> None:
+        self.model, self.info = model, info
+        self.input_size = int(info["input_size"])
+        self.outputs = tuple(model.output.keys()) if isinstance(model.output, dict) else ()
+        if AGE not in self.outputs:
+            raise AgecheckError(
+                f"the model has no '{AGE}' output (outputs: {', '.join(self.outputs) or '-'})"
+            )
+        self.has_distribution = AGE_PROBS in self.outputs
+
+    @staticmethod
+    def save(model: Any, path: Path, input_size: int, info: dict[str, Any] | None = None) -> None:
+        """Write ``model`` to ``path`` (.keras) and its sidecar (with the model's output names)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        outputs = sorted(model.output) if isinstance(model.output, dict) else []
+        meta = {"input_size": int(input_size), "outputs": outputs, **(info or {})}
+        sidecar(path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> AgeModel:
+        """Load a saved model; a one-line :class:`AgecheckError` when it is missing or unreadable."""
+        path = Path(path)
+        if not path.is_file() or not sidecar(path).is_file():
+            raise AgecheckError(
+                f"no trained model at {path} (with {sidecar(path).name}); run `dvc repro` or pass --model"
+            )
+        import keras
+
+        import agecheck.model.backbones.registry  # noqa: F401 - these register the custom layers
+        import agecheck.model.heads  # noqa: F401
+
+        try:
+            info = json.loads(sidecar(path).read_text(encoding="utf-8"))
+            model = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError) as err:
+            raise AgecheckError(f"cannot load model {path}: {' '.join(str(err).split())[:300]}") from None
+        return cls(model, info)
+
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's outputs for one batch, in float64.
+
+        ``predict_on_batch``, not ``predict``: the latter sets up a data pipeline per call, which
+        costs more than the model itself on a few faces (about 4x on one face here). The padding
+        bounds the batch shapes the compiled function ever sees (each new one is compiled anew,
+        about a second), and :meth:`warm_up` compiles them all before the first request.
+        """
+        out = self.model.predict_on_batch(_pad_to_power_of_two(images))
+        return {name: np.asarray(value, dtype=np.float64)[: len(images)] for name, value in out.items()}
+
+    def _outputs(self, images: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+        parts = [self._run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.outputs}
+
+    def warm_up(self, batch_size: int = 64) -> None:
+        """Compile the model for every batch shape up to ``batch_size`` (done once, before serving)."""
+        for power in range((batch_size - 1).bit_length() + 1):
+            self._run(np.zeros((1 << power, self.input_size, self.input_size, 3), dtype=np.uint8))
+
+    def predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Ages (years) for a uint8 array N x S x S x 3 at :attr:`input_size`."""
+        if len(images) == 0:
+            return np.zeros((0,))
+        return self._outputs(images, batch_size)[AGE].reshape(-1)
+
+    def estimate(self, images: np.ndarray, coverage: float, batch_size: int = 64) -> list[AgeEstimate]:
+        """Ages with an interval holding ``coverage`` of the model's age distribution."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"interval coverage must be between 0 and 1 (got {coverage})")
+        if len(images) == 0:
+            return []
+        outputs = self._outputs(images, batch_size)
+        ages = outputs[AGE].reshape(-1)
+        if not self.has_distribution:
+            spread = float(self.info.get("val_mae", 0.0))
+            return [
+                AgeEstimate(float(a), float(a) - spread, float(a) + spread, None, "val_mae") for a in ages
+            ]
+        probs = outputs[AGE_PROBS]
+        years = np.arange(probs.shape[1])
+        sds = np.sqrt(np.clip(probs @ years**2 - ages**2, 0, None))
+        tail = (1 - coverage) / 2
+        bounds = quantiles(probs, (tail, 1 - tail))
+        return [
+            AgeEstimate(float(a), float(lo), float(hi), float(sd), "softmax")
+            for a, sd, (lo, hi) in zip(ages, sds, bounds, strict=True)
+        ]

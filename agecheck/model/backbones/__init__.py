@@ -1,0 +1,1 @@
+"""Pretrained backbones: one module per family, and the registry that builds and cuts them by name."""

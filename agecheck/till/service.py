@@ -1,0 +1,225 @@
+"""``agecheck serve``: the HTTP service. POST a photo, get an age estimate and a decision per face.
+
+* ``POST /predict``: the photo as the raw body (``Content-Type: image/jpeg``, ``image/png``...) or
+  as the ``photo`` field of a ``multipart/form-data`` form; ``?detect=false`` for a photo that is
+  already a face crop. Answer: one entry per face with its box, the age estimate, an interval and
+  the Challenge-25 decision.
+* ``GET /health``: ready, with the model and limits. OpenAPI docs at ``/docs``.
+
+Hostile input is expected: the body is read into memory only up to ``max_bytes`` (413 beyond),
+only image content types are accepted (415), the pixel count is checked from the header before
+decoding (413: decompression bombs), and every unreadable photo gets a 4xx JSON error
+``{"error": code, "detail": text}``. Photos are biometric data: they are never written to disk,
+and nothing about them (bytes, file names, ages) is logged.
+
+The model is loaded once per worker process. Decoding and face detection run on a small thread
+pool; the face crops of concurrent requests are gathered into batches for the age model by a
+:class:`Batcher` that runs the model on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params
+from agecheck.data.images import PhotoRejected, normalize_photo
+from agecheck.model.age_model import AgeModel
+from agecheck.till.batching import Batcher
+from agecheck.till.pipeline import FaceCrops, Till
+from agecheck.till.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
+
+log = logging.getLogger("agecheck.service")
+
+#: HTTP status for each reason a photo is rejected (``agecheck.data.images.PhotoRejected``).
+REJECTION_STATUS = {"too_large": 413, "empty_file": 400, "not_an_image": 415}
+
+
+# --- response models (the OpenAPI schema) -------------------------------------------------------
+
+
+class BoxOut(BaseModel):
+    left: float
+    top: float
+    width: float
+    height: float
+    score: float
+
+
+class FaceOut(BaseModel):
+    box: BoxOut | None  # None with detect=false: the whole photo is the face
+    age: float
+    age_low: float
+    age_high: float
+    age_sd: float | None
+    interval: str
+    decision: str
+
+
+class PredictOut(BaseModel):
+    status: str  # ok | no_face
+    faces: list[FaceOut]
+    width: int
+    height: int
+    threshold: float
+    legal_age: float
+    milliseconds: float
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: Any = None
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def _error(status: int, error: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse(ErrorOut(error=error, detail=detail).model_dump(), status_code=status)
+
+
+class TillService:
+    """Decode + detect + crop on a thread pool, then the age model on batches gathered across requests."""
+
+    def __init__(self, till: Till, serve: ServeConfig) -> None:
+        self.till, self.serve = till, serve
+        self.limiter = anyio.CapacityLimiter(serve.cpu_threads)
+        self.batcher = Batcher(
+            lambda crops: till.estimate(crops, serve.batch_size), serve.batch_size, serve.batch_wait_ms / 1000
+        )
+
+    def prepare(self, data: bytes, image_format: str, detect: bool) -> tuple[FaceCrops, tuple[int, int]]:
+        """Decode (upright RGB) and cut out the faces; PhotoRejected for unusable photos."""
+        check_header(data, image_format, self.serve)
+        image = normalize_photo(data, self.serve).image
+        return self.till.crops(image, detect), image.size
+
+    async def __call__(self, data: bytes, image_format: str, detect: bool) -> PredictOut:
+        started = time.perf_counter()
+        try:
+            crops, (width, height) = await anyio.to_thread.run_sync(
+                self.prepare, data, image_format, detect, limiter=self.limiter
+            )
+        except PhotoRejected as err:
+            raise BadRequest(
+                REJECTION_STATUS.get(err.reason, 422), err.reason, err.detail or err.reason
+            ) from None
+        faces = self.till.judge(crops.boxes, await self.batcher.submit(crops.arrays))
+        policy = self.till.policy
+        return PredictOut(
+            status="ok" if faces else "no_face",
+            faces=[FaceOut(**face.record()) for face in faces],
+            width=width,
+            height=height,
+            threshold=policy.threshold,
+            legal_age=policy.legal_age,
+            milliseconds=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"photo": {"type": "string", "format": "binary"}},
+                "required": ["photo"],
+            }
+        },
+        **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/jpeg", "image/png")},
+    },
+}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422)}
+
+
+def create_app(till: Till, serve: ServeConfig) -> FastAPI:
+    """The FastAPI app around the till pipeline (a loaded model) and the ``serve`` params."""
+    service = TillService(till, serve)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(till.model.warm_up, serve.batch_size)
+        service.batcher.start()
+        yield
+        await service.batcher.stop()
+
+    app = FastAPI(
+        title="agecheck",
+        description="Age estimation from till camera photos, with the Challenge-25 decision per face.",
+        version=version("agecheck"),
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
+        return _error(err.status, err.error, err.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        return _error(err.status_code, "http_error", err.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        detail = [{"where": list(e.get("loc", ())), "problem": e.get("msg", "")} for e in err.errors()]
+        return _error(422, "invalid_request", detail)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, err: Exception) -> JSONResponse:
+        log.error("internal error: %s", type(err).__name__)  # never the request's content
+        return _error(500, "internal_error", "the service failed on this request")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Ready to serve: the model, detector and limits in use."""
+        return {
+            "status": "ok",
+            "model": till.model.info,
+            "interval": "softmax" if till.model.has_distribution else "val_mae",
+            "detect": till.detect.model_dump(),
+            "policy": till.policy.model_dump(),
+            "limits": {"max_bytes": serve.max_bytes, "max_pixels": serve.max_pixels},
+            "accepted_types": sorted(IMAGE_TYPES),
+        }
+
+    @app.post(
+        "/predict", response_model=PredictOut, responses=ERRORS, openapi_extra={"requestBody": PREDICT_BODY}
+    )
+    async def predict(
+        request: Request, detect: bool = Query(True, description="false: the photo is already a face crop")
+    ) -> PredictOut:
+        """Ages and Challenge-25 decisions for the faces in a photo (raw body or form field ``photo``)."""
+        data, image_format = await read_photo_upload(request, serve)
+        return await service(data, image_format, detect)
+
+    return app
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+ENV_MODEL, ENV_PARAMS = "AGECHECK_MODEL", "AGECHECK_PARAMS"
+
+
+def build_app(model_path: str | Path, params: Params) -> FastAPI:
+    """The app for a saved model and the ``serve``, ``detect`` and ``policy`` params."""
+    till = Till(AgeModel.load(model_path), params.detect, params.policy, params.serve.interval)
+    return create_app(till, params.serve)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (one per worker): model and params from the environment."""
+    params = load_params(os.environ.get(ENV_PARAMS, str(DEFAULT_PARAMS)))
+    return build_app(os.environ.get(ENV_MODEL, str(DEFAULT_MODEL)), params)
