@@ -8,147 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, load_params
+from agecheck import cli_io
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, load_params
 from agecheck.errors import AgecheckError, exit_on_error
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from agecheck.till.pipeline import Till
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-OUTPUT_FORMATS = (".csv", ".json")
-#: Columns of ``predict``'s rows: one per face, or one per photo without a face (``status``).
-FACE_COLUMNS = (
-    *("file", "face", "left", "top", "width", "height", "score"),
-    *("age", "age_low", "age_high", "age_sd", "interval", "decision", "status"),
-)
-#: Photos read and predicted together: bounds the memory used on huge folders.
-CHUNK = 256
-T = TypeVar("T")
+    pass
 
 EXIT_CODES = """exit status:
   0    done (predict: at least one photo was read)
   1    predict: no photo could be read
   2    bad input or usage (a one-line "error: ..." on stderr)
   130  interrupted"""
-
-
-# --- input --------------------------------------------------------------------------------------
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def find_photos(paths: Sequence[str]) -> list[Path]:
-    """Photo files named directly, and image files inside folders (recursive, sorted)."""
-    files: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            files.extend(_images_in(path))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise AgecheckError(f"no such photo or folder: {name}")
-    if not files:
-        raise AgecheckError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(paths)}")
-    return files
-
-
-def _check_output(output: Path | None, allowed: Sequence[str]) -> None:
-    if output is not None and output.suffix.lower() not in allowed:
-        raise AgecheckError(f"--output must end with {' or '.join(allowed)} (got {output.name})")
-
-
-def _chunked(files: Sequence[Path], batch_size: int, run: Callable[[Sequence[Path]], list[T]]) -> list[T]:
-    """``run`` on ``files`` in chunks of :data:`CHUNK`, results in order (progress bar on stderr)."""
-    from tqdm import tqdm
-
-    results: list[T] = []
-    with tqdm(total=len(files), unit="photo", disable=len(files) <= batch_size, file=sys.stderr) as bar:
-        for start in range(0, len(files), CHUNK):
-            chunk = files[start : start + CHUNK]
-            results.extend(run(chunk))
-            bar.update(len(chunk))
-    return results
-
-
-def _load_till(args: argparse.Namespace) -> tuple[Till, Params]:
-    """The till pipeline for ``--model`` with the ``detect``, ``policy`` and ``serve`` params."""
-    from agecheck.model.age_model import AgeModel
-    from agecheck.till.pipeline import Till
-
-    params = load_params(args.params)
-    model = AgeModel.load(args.model)
-    return Till(model, params.detect, params.policy, params.serve.interval), params
-
-
-def _faces_of(
-    till: Till, params: Params, files: Sequence[Path], detect: bool, batch_size: int
-) -> Iterator[Any]:
-    """``(file, reason, faces)`` per file: ``reason`` empty when read, ``faces`` a list of results."""
-    from agecheck.data.images import PhotoRejected, read_photo
-
-    images, reasons = {}, {}
-    for path in files:
-        try:
-            images[path] = read_photo(path, params.validate_)
-        except PhotoRejected as err:
-            reasons[path] = err.reason
-    results = dict(zip(images, till.run(list(images.values()), detect, batch_size), strict=True))
-    for path in files:
-        yield path, reasons.get(path, ""), results.get(path, [])
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def write_table(table: pd.DataFrame, output: Path | None) -> None:
-    """``table`` as CSV on stdout, or as a CSV or JSON file (by extension; empty cells become null)."""
-    import json
-
-    import pandas as pd
-
-    if output is None:
-        table.to_csv(sys.stdout, index=False, float_format="%.1f", lineterminator="\n")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".json":
-        rows = [
-            {key: None if (value == "" or pd.isna(value)) else value for key, value in row.items()}
-            for row in table.to_dict("records")
-        ]
-        output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    else:
-        table.to_csv(output, index=False, float_format="%.1f")
-
-
-def _report_skipped(what: str, reasons: Sequence[str]) -> None:
-    """One stderr line counting skipped items by reason."""
-    from collections import Counter
-
-    if reasons:
-        counts = ", ".join(f"{reason} {n}" for reason, n in Counter(reasons).most_common())
-        print(f"skipped {len(reasons)} {what}: {counts}", file=sys.stderr)
-
-
-def _face_rows(file: Path, reason: str, faces: list[Any]) -> list[dict[str, Any]]:
-    """One row per face (box flattened), or one row saying why the photo has none."""
-    if reason or not faces:
-        return [{"file": str(file), "face": None, "status": reason or "no_face"}]
-    rows = []
-    for index, face in enumerate(faces):
-        record = face.record()
-        box = record.pop("box") or {}
-        rows.append({"file": str(file), "face": index, **box, **record, "status": "ok"})
-    return rows
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -158,18 +34,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``agecheck predict``: 0 when at least one photo was read, else 1."""
     import pandas as pd
 
-    _check_output(args.output, OUTPUT_FORMATS)
-    files = find_photos(args.paths)
-    till, params = _load_till(args)
+    cli_io.check_output(args.output, cli_io.OUTPUT_FORMATS)
+    files = cli_io.find_photos(args.paths)
+    till, params = cli_io.load_till(args)
     detect = not args.no_detect
-    found = _chunked(
-        files, args.batch_size, lambda chunk: list(_faces_of(till, params, chunk, detect, args.batch_size))
+    found = cli_io.chunked(
+        files,
+        args.batch_size,
+        lambda chunk: list(cli_io.faces_of(till, params, chunk, detect, args.batch_size)),
     )
     unread = [(file, reason) for file, reason, _ in found if reason]
     for file, reason in unread:
         print(f"cannot read {file}: {reason}", file=sys.stderr)
     if detect:
-        table = pd.DataFrame([row for item in found for row in _face_rows(*item)], columns=list(FACE_COLUMNS))
+        table = pd.DataFrame(
+            [row for item in found for row in cli_io.face_rows(*item)], columns=list(cli_io.FACE_COLUMNS)
+        )
         table["face"] = table["face"].astype("Int64")
         faces = sum(len(item[2]) for item in found)
         print(f"{faces} faces in {len(files) - len(unread)} of {len(files)} photos", file=sys.stderr)
@@ -180,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         if args.output is None:
             table = table.drop(columns="error")
-    write_table(table, args.output)
+    cli_io.write_table(table, args.output)
     done = len(files) - len(unread)
     if args.output is not None:
         print(f"predicted {done} of {len(files)} photos -> {args.output}", file=sys.stderr)
@@ -202,23 +82,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_evaluation,
     )
 
-    _check_output(args.output, (".json",))
+    cli_io.check_output(args.output, (".json",))
     folder = Path(args.folder)
     if not (folder / "labels.csv").is_file() or not (folder / "final_files").is_dir():
         raise AgecheckError(f"{folder} must contain labels.csv and final_files/")
-    till, params = _load_till(args)
+    till, params = cli_io.load_till(args)
     checked = check_rows(
         read_labels((folder / "labels.csv").read_bytes(), str(folder / "labels.csv")), params.validate_
     )
-    _report_skipped("label rows", list(checked.loc[checked["reason"] != "", "reason"]))
+    cli_io.report_skipped("label rows", list(checked.loc[checked["reason"] != "", "reason"]))
     labels = checked[checked["reason"] == ""]
     if labels.empty:
         raise AgecheckError(f"no usable label rows in {folder / 'labels.csv'}")
     files = [folder / "final_files" / name for name in labels["file_name"]]
-    found = _chunked(
-        files, args.batch_size, lambda chunk: list(_faces_of(till, params, chunk, False, args.batch_size))
+    found = cli_io.chunked(
+        files,
+        args.batch_size,
+        lambda chunk: list(cli_io.faces_of(till, params, chunk, False, args.batch_size)),
     )
-    _report_skipped("photos", [reason for _, reason, _ in found if reason])
+    cli_io.report_skipped("photos", [reason for _, reason, _ in found if reason])
     ok = np.array([not reason for _, reason, _ in found])
     table = pd.DataFrame(
         {

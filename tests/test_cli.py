@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agecheck import cli
+from agecheck import cli, cli_io
 from agecheck.data.images import read_photo, square_resize
 from agecheck.model.age_model import AgeModel
 from tests import synthetic as syn
@@ -70,7 +70,7 @@ def test_predict_prints_table(
 def test_predict_output_files(
     model_path: Path, photo_folder: Path, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "CHUNK", 2)  # several chunks and batches on 4 files
+    monkeypatch.setattr(cli_io, "CHUNK", 2)  # several chunks and batches on 4 files
     output = tmp_path / f"ages{suffix}"
     model = ["--model", str(model_path)]
     argv = ["predict", str(photo_folder), "--no-detect", *model, "--batch-size", "1", "--output", str(output)]
