@@ -202,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (recursive)")
     predict.add_argument("--output", type=Path, help="write a .csv or .json file instead of printing")
     predict.add_argument(
-        "--no-detect", action="store_true", help="photos are face crops already: one age per photo, no boxes"
+        "--no-detect",
+        action="store_true",
+        help="each photo is one face (a crop): one age per photo, no boxes; still aligned on its best face",
     )
 
     evaluate = _command(

@@ -79,7 +79,7 @@ def load_till(args: argparse.Namespace) -> tuple[Till, Params]:
 
     params = load_params(args.params)
     model = AgeModel.load(args.model)
-    return Till(model, params.detect, params.policy, params.serve.interval), params
+    return Till.from_params(model, params), params
 
 
 def faces_of(

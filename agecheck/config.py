@@ -107,6 +107,10 @@ class TrainConfig(Section):
 
 class EvaluateConfig(Section):
     batch_size: Positive
+    whole_photos: str  # folder (final_files/) of the uncropped originals of test photos ('': none)
+    whole_source: str  # the source whose test photos they are (joined by file name)
+    frames: bool  # also run every test photo inside a synthetic 640x480 till frame
+    seed: int  # placement of the faces in the frames
 
 
 class PolicyConfig(Section):
@@ -129,16 +133,21 @@ class PolicyConfig(Section):
 
 
 class DetectConfig(Section):
-    """The face detector, and the crop that makes a detected face look like a training photo."""
+    """The face detector (BlazeFace)."""
 
     model: Literal["short", "full", "full_sparse"]
     min_score: Share
     nms_iou: Share
     min_face: Positive
     max_faces: Positive
-    margin: Annotated[float, Field(gt=0)]  # crop side / detected box side
-    shift_x: float  # crop centre - box centre, in box sides (+ = right)
-    shift_y: float  # (+ = down)
+    retry_padding: Annotated[float, Field(ge=0, le=2)]  # no face: look again with this border (0: never)
+
+
+class AlignConfig(Section):
+    """The one face geometry: how a found face is rotated, scaled and cut for the model."""
+
+    face_scale: Annotated[float, Field(gt=0, le=4)]  # crop side / FFHQ's crop side (1: hair and neck in)
+    centre_shift: Annotated[float, Field(ge=-1, le=1)]  # crop centre: eye midpoint + this x eye-to-mouth
 
 
 class ServeConfig(PhotoLimits):
@@ -163,6 +172,7 @@ class Params(Section):
     evaluate: EvaluateConfig
     policy: PolicyConfig
     detect: DetectConfig
+    align: AlignConfig
     serve: ServeConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())

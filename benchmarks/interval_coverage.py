@@ -2,7 +2,7 @@
 
     python benchmarks/interval_coverage.py [--split val] [--coverage 0.8] [--model models/age_model.keras]
 
-Runs the model on a split of the pipeline (face crops, as in training) and prints, overall and
+Runs the model on a split of the pipeline (aligned faces, as in training) and prints, overall and
 per source, the share of photos whose true age lies inside the interval, and the interval's
 median width. An honest 80 % interval holds the true age for about 80 % of the photos.
 """
@@ -18,8 +18,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agecheck.config import DEFAULT_MODEL  # noqa: E402
-from agecheck.data.shards import load_split_images  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, load_params  # noqa: E402
+from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
 from agecheck.model.age_model import AgeModel  # noqa: E402
 
 
@@ -33,7 +33,8 @@ def main() -> None:
         parser.error(f"--coverage must be between 0 and 1 (got {args.coverage})")
     table = pd.read_csv(Path("data/split") / f"{args.split}.csv", dtype={"id": str, "member": str})
     model = AgeModel.load(args.model)
-    images = load_split_images(table, Path("data/validated"), model.input_size)
+    faces = read_faces(Path("data/faces/faces.csv"))
+    images = model_inputs(table, Path("data/validated"), faces, load_params().align, model.input_size)
     estimates = model.estimate(images, coverage=args.coverage)
     result = table[["source", "age"]].assign(
         low=[e.low for e in estimates], high=[e.high for e in estimates], kind=[e.interval for e in estimates]

@@ -109,7 +109,7 @@ def timed(fn, runs: int, warmup: int = 3) -> list[float]:  # type: ignore[no-unt
 
 def in_process(model: Path, params: Params, runs: int) -> None:
     # the till of the service: detect and policy params, serve.interval, serve's photo limits
-    till = Till(AgeModel.load(model), params.detect, params.policy, params.serve.interval)
+    till = Till.from_params(AgeModel.load(model), params)
     detector = till.detector()
     size = till.model.input_size
     frame = jpeg_bytes(till_frame([(250, 120, 180)]))

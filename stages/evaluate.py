@@ -1,16 +1,22 @@
 """Stage evaluate: predict the validation and test splits; test metrics (errors, Challenge 25
-rates with the threshold calibrated on validation, groups), predictions tables and figures."""
+rates with the threshold calibrated on validation, groups), predictions tables and figures; and the
+test photos through the till (whole photos, synthetic till frames) beside the same photos' crops."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from agecheck.config import load_params
-from agecheck.data.shards import load_split_images
+from agecheck.config import Params, load_params
+from agecheck.data.images import read_photo
+from agecheck.data.shards import iter_shard
 from agecheck.errors import exit_on_error
+from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.evaluate import (
     evaluate_predictions,
     headline,
@@ -18,31 +24,75 @@ from agecheck.evaluation.evaluate import (
     summary_line,
     write_evaluation,
 )
+from agecheck.evaluation.till_check import till_ages, till_frame, till_summary, whole_photos
+from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir, write_json
+from agecheck.till.pipeline import Till
 
 SPLITS = Path("data/split")
 SHARDS = Path("data/validated")
+FACES = Path("data/faces/faces.csv")
 MODEL = Path("models/age_model.keras")
 METRICS = Path("metrics/metrics.json")
 RESULTS = Path("metrics/evaluate")
 
 
-def predict_split(model: AgeModel, name: str, batch_size: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of split ``name`` and the predicted age of each."""
+def predict_split(model: AgeModel, name: str, params: Params, faces: dict) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of split ``name`` and the predicted age of each (aligned crops, as in training)."""
     table = pd.read_csv(SPLITS / f"{name}.csv", dtype={"id": str, "source": str, "member": str, "shard": str})
-    images = load_split_images(table, SHARDS, model.input_size)
+    images = model_inputs(table, SHARDS, faces, params.align, model.input_size)
     print(f"evaluate: predicting {len(table)} {name} photos")
-    return table, model.predict(images, batch_size)
+    return table, model.predict(images, params.evaluate.batch_size)
+
+
+def till_metrics(model: AgeModel, params: Params, test: pd.DataFrame, faces: dict) -> dict[str, Any]:
+    """Whole photos and till frames of the test split through the till, beside their crops' MAE."""
+    cfg, till, out = params.evaluate, Till.from_params(model, params), {}
+    crop_ages = test.set_index("id")["predicted"]
+    if cfg.whole_photos:
+        rows, paths = whole_photos(test[test["source"] == cfg.whole_source], Path(cfg.whole_photos))
+        print(f"evaluate: {len(rows)} whole {cfg.whole_source} test photos through the till")
+        found, ages = till_ages(till, (read_photo(p, params.validate_) for p in paths), cfg.batch_size)
+        out["whole_photos"] = till_summary(rows, found, ages, crop_ages.loc[rows["id"]].to_numpy())
+    if cfg.frames:
+        print(f"evaluate: {len(test)} test photos in synthetic till frames")
+        photos = {
+            m: Image.open(io.BytesIO(d))
+            for s in sorted(set(test["shard"]))
+            for m, d in iter_shard(SHARDS / s)
+            if m in set(test["member"])
+        }
+        rng = np.random.default_rng(cfg.seed)
+        members = list(test["member"])
+        backgrounds = rng.permutation(len(members))
+        frames = (
+            till_frame(photos[m], faces[m], photos[members[backgrounds[i]]], rng)
+            for i, m in enumerate(members)
+        )
+        found, ages = till_ages(till, frames, cfg.batch_size)
+        out["frames"] = till_summary(test, found, ages, crop_ages.loc[test["id"]].to_numpy())
+    return out
 
 
 @exit_on_error
 def main() -> None:
     params = load_params()
-    batch_size, policy = params.evaluate.batch_size, params.policy
+    policy = params.policy
     model = AgeModel.load(MODEL)
-    validation = prediction_table(*predict_split(model, "val", batch_size))
-    predictions, metrics = evaluate_predictions(*predict_split(model, "test", batch_size), policy, validation)
+    faces = read_faces(FACES)
+    validation = prediction_table(*predict_split(model, "val", params, faces))
+    test_table, test_ages = predict_split(model, "test", params, faces)
+    predictions, metrics = evaluate_predictions(test_table, test_ages, policy, validation)
+    both = pd.concat([validation, predictions])  # 13-17s are few: val and test together for the rule
+    teens = minor_pass(both["age"], both["predicted"], policy.threshold, policy.legal_age, TEEN_AGE)
+    metrics["challenge25"]["teens_val_test"] = {
+        "rate": teens.value,
+        "upper95": teens.upper95,
+        "count": teens.count,
+        "passed": teens.hits,
+    }
+    metrics["till"] = till_metrics(model, params, test_table.assign(predicted=test_ages), faces)
     results = fresh_dir(RESULTS)
     validation.to_csv(results / "val_predictions.csv", index=False)
     write_evaluation(predictions, metrics, results, policy)
@@ -54,6 +104,11 @@ def main() -> None:
         f"(13-17: {c25['teen_pass_rate']}), adults asked for ID {c25['adult_check_rate']}; threshold for "
         f"<= {policy.max_minor_pass_rate:.0%} on val: {c25['safe_threshold'].get('threshold')}"
     )
+    for name, summary in metrics["till"].items():
+        print(
+            f"evaluate: till, {name}: faces found {summary['faces_found']:.1%}, MAE {summary['mae']} "
+            f"(the same photos' crops: {summary['mae_crops']})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage features: run the frozen lower blocks once on every split and cache their outputs."""
+"""Stage features: cut every photo with the one face geometry, run the frozen lower blocks once on every
+split and cache their outputs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pandas as pd
 
 import agecheck.model.backbones.registry as registry
 from agecheck.config import load_params
-from agecheck.data.shards import load_split_images
 from agecheck.data.split import SPLITS
 from agecheck.errors import exit_on_error
+from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.features import extract
 from agecheck.outputs import fresh_dir, write_json
 
@@ -27,6 +28,7 @@ def main() -> None:
     lower, _ = registry.split_backbone(
         keras.saving.load_model("models/backbone.keras"), params.model.cut_block
     )
+    faces = read_faces(Path("data/faces/faces.csv"))
     fresh_dir(OUT)
     timings = {}
     for split in SPLITS:
@@ -35,7 +37,7 @@ def main() -> None:
         if lower is None:  # nothing frozen (full fine-tuning): nothing to cache
             continue
         started = time.monotonic()
-        images = load_split_images(table, Path("data/validated"), size)
+        images = model_inputs(table, Path("data/validated"), faces, params.align, size)
         np.save(OUT / f"{split}.npy", extract(lower, images, feats.batch_size, desc=split))
         if feats.flip:
             flipped = extract(lower, images, feats.batch_size, flip=True, desc=f"{split} mirrored")

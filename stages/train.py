@@ -14,10 +14,10 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 import agecheck.model.backbones.registry as registry
-from agecheck.config import TrainConfig, load_params
+from agecheck.config import Params, load_params
 from agecheck.data.images import mirror
-from agecheck.data.shards import load_split_images
 from agecheck.errors import exit_on_error
+from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.model.batches import Batches
 from agecheck.model.training import AgeNet, fit
@@ -26,14 +26,13 @@ FEATURES = Path("data/features")
 MODEL = Path("models/age_model.keras")
 
 
-def _inputs(
-    split: str, cfg: TrainConfig, full: bool, size: int
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(x, mirrored x or None, ages) for one split: cached activations, or photos in full mode."""
+def _inputs(split: str, params: Params, full: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(x, mirrored x or None, ages) for one split: cached activations, or aligned faces in full mode."""
     table = pd.read_csv(FEATURES / f"{split}.csv", dtype={"file_name": str})
     ages = table["age"].to_numpy(np.float32)
     if full:
-        images = load_split_images(table, Path("data/validated"), size)
+        faces = read_faces(Path("data/faces/faces.csv"))
+        images = model_inputs(table, Path("data/validated"), faces, params.align, params.model.image_size)
         return images, mirror(images), ages
     flip_path = FEATURES / f"{split}_flip.npy"
     flipped = np.load(flip_path, mmap_mode="r") if flip_path.exists() else None
@@ -47,8 +46,8 @@ def main() -> None:
     full = cfg.mode == "full"
     # full fine-tuning (meant for GPU machines) trains on every visible device
     scope = tf.distribute.MirroredStrategy().scope() if full else contextlib.nullcontext()
-    x_train, f_train, y_train = _inputs("train", cfg, full, size)
-    x_val, f_val, y_val = _inputs("val", cfg, full, size)
+    x_train, f_train, y_train = _inputs("train", params, full)
+    x_val, f_val, y_val = _inputs("val", params, full)
     started = time.monotonic()
     with scope, Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:
         keras.utils.set_random_seed(cfg.seed)  # the head's initial weights too

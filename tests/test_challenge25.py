@@ -159,3 +159,16 @@ def test_evaluation_metrics_and_report() -> None:
     assert "| 65+ |" not in report.split("## Largest errors")[0]  # no band without photos
     worst = report.split("## Largest errors")[1]
     assert "| 50-64 | s/7.jpg | 60 | 20.0 | -40.0 |" in worst
+
+
+def test_report_gives_the_till_and_the_teens_of_val_and_test() -> None:
+    table = pd.DataFrame({"id": [f"s/{i}.jpg" for i in range(len(TRUE))], "source": "s", "age": TRUE})
+    predictions, metrics = evaluate_predictions(table, PREDICTED, POLICY)
+    metrics["challenge25"]["teens_val_test"] = {"rate": 0.05, "upper95": 0.09, "count": 190, "passed": 9}
+    metrics["till"] = {"whole_photos": {"photos": 500, "faces_found": 0.998, "mae": 6.04, "mae_crops": 5.81}}
+    top = headline(metrics)
+    assert top["till"] == metrics["till"] and top["challenge25"]["teens_val_test"]["passed"] == 9
+    report = build_report(metrics, predictions, [])
+    assert "validation and test photos together.** **9 of 190** (5.0%; at most 9.0%" in report
+    assert "whole photos (hair, shoulders, background).** Found a face in 99.8% of 500 photos" in report
+    assert "off by **6.0 years** on average, against 5.8 on the face crops" in report

@@ -26,19 +26,27 @@ TINY = {
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("full")
-    sources = {}
-    for index, name in enumerate(("one", "two")):
-        photos = {
-            f"{i:03d}.jpg": syn.jpeg_bytes(syn.face_like(48, 48, seed=1000 * index + i)) for i in range(40)
-        }
-        rows = [f"{i:03d}.jpg,{2 + (i * 11) % 80},female" for i in range(40)]
-        sources[name] = str(syn.write_source(root / name, photos, rows))
+    rows = [f"{i:03d}.jpg,{2 + (i * 11) % 80},female" for i in range(40)]
+    # one: blobs no detector finds (the centre-square fallback); two: cartoon faces BlazeFace finds,
+    # cut from whole photos that the evaluate stage runs through the till
+    one = {f"{i:03d}.jpg": syn.jpeg_bytes(syn.face_like(48, 48, seed=i)) for i in range(40)}
+    wholes = {f"{i:03d}.jpg": syn.till_frame([(150 + 3 * i, 100, 160)], seed=i) for i in range(40)}
+    two = {
+        name: syn.jpeg_bytes(frame.crop((110 + 3 * i, 70, 350 + 3 * i, 310)))
+        for i, (name, frame) in enumerate(wholes.items())
+    }
+    sources = {
+        "one": str(syn.write_source(root / "one", one, rows)),
+        "two": str(syn.write_source(root / "two", two, rows)),
+    }
+    whole = syn.write_source(root / "two_whole", {n: syn.jpeg_bytes(f) for n, f in wholes.items()}, rows)
     repo = copy_repo(root / "repo")
     set_params(
         repo,
         data={"sources": sources},
         validate={"workers": 1},
         split={"val_size": 0.2, "test_size": 0.2},
+        evaluate={"whole_photos": str(whole), "whole_source": "two"},
         **TINY,
     )
     run(repo, "dvc", "repro")
@@ -47,7 +55,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_metrics_file_has_the_required_keys(repo: Path) -> None:
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
-    assert set(metrics) == {"mae", "count", "mae_by_source", "mae_13_17", "challenge25"}  # headline only
+    assert set(metrics) == {"mae", "count", "mae_by_source", "mae_13_17", "challenge25", "till"}  # headline
     assert set(metrics["mae_by_source"]) <= {"one", "two"}
     assert 0 <= metrics["mae"] < 100
     assert set(metrics["challenge25"]) >= {"minor_pass_rate", "teen_pass_rate", "adult_check_rate"}
@@ -62,10 +70,18 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
     ):
         assert (repo / "metrics/evaluate" / png).stat().st_size > 1000
     c25 = details["challenge25"]
+    assert metrics["challenge25"]["teens_val_test"]["count"] >= c25["teens"]  # val and test together
     assert (
         c25["threshold"] == 25 and c25["legal_age"] == 18 and c25["safe_threshold"]["calibrated_on"] == "val"
     )
     assert {"minor_pass_rate", "adult_check_rate"} <= set(c25) and "by_gender" in details
+    faces = json.loads((repo / "metrics/faces.json").read_text())["faces_found"]
+    assert faces["two"]["found"] == 40 and faces["one"]["found"] < 40
+    not_found = (repo / "metrics/faces/not_found.csv").read_text()
+    assert "no_face" in not_found and "two/" not in not_found
+    whole, frames = metrics["till"]["whole_photos"], metrics["till"]["frames"]
+    assert whole["faces_found"] == 1.0 and 0 < whole["photos"] < 40  # the test split's photos of "two"
+    assert frames["photos"] == metrics["count"] and frames["by_source"]["two"]["faces_found"] == 1.0
     saved = json.loads((repo / "models/age_model.json").read_text())
     assert saved["outputs"] == ["age", "age_probs"] and saved["input_size"] == 32
     report = (repo / "metrics/report.md").read_text()

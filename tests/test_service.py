@@ -33,7 +33,7 @@ THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     model = AgeModel.load(save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras"))
-    till = Till(model, PARAMS.detect, PARAMS.policy, PARAMS.serve.interval)
+    till = Till.from_params(model, PARAMS)
     serve = changed(PARAMS.serve, max_bytes=MAX_BYTES, max_pixels=4_000_000)
     with TestClient(create_app(till, serve), raise_server_exceptions=False) as test_client:
         yield test_client
@@ -57,6 +57,7 @@ def test_health_and_docs(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["interval"] == "softmax"
     assert health["policy"]["threshold"] == 25 and health["limits"]["max_bytes"] == MAX_BYTES
+    assert health["align"] == PARAMS.align.model_dump() and "retry_padding" in health["detect"]
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
 

@@ -8,13 +8,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from agecheck import cli
+from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
+from agecheck.faces.detection import MODELS, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
-from agecheck.till.detection import MODELS, Box, FaceDetector, _anchors
-from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, crop_box, crop_face, decision
+from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
 from tests import synthetic as syn
 from tests.params import PARAMS, changed
 from tests.tiny_models import save_dex_model, save_regression_model
@@ -60,23 +62,9 @@ def test_detector_settings(detector: FaceDetector) -> None:
     assert detector.detect(Image.new("RGB", (5, 900), (0, 0, 0))) == []  # odd shapes are fine
 
 
-def test_crop_geometry() -> None:
-    box = Box(left=100, top=200, width=50, height=50, score=0.9)
-    assert crop_box(box, changed(PARAMS.detect, margin=2.0, shift_x=0.0, shift_y=0.0)) == (75, 175, 175, 275)
-    assert crop_box(box, changed(PARAMS.detect, margin=1.0, shift_x=0.2, shift_y=-0.1)) == (
-        110,
-        195,
-        160,
-        245,
-    )
-    wide = changed(PARAMS.detect, margin=2.0, shift_x=0.0, shift_y=0.0)
-    corner = crop_face(Image.new("RGB", (120, 120), (255, 255, 255)), Box(0, 0, 40, 40, 1), wide)
-    assert corner.size == (80, 80) and corner.getpixel((0, 0)) == (0, 0, 0)  # outside: black
-
-
 @pytest.fixture(scope="module")
 def till(dex_path: Path) -> Till:
-    return Till(AgeModel.load(dex_path), PARAMS.detect, PARAMS.policy, 0.8)
+    return Till(AgeModel.load(dex_path), PARAMS.detect, PARAMS.align, PARAMS.policy, 0.8)
 
 
 def test_till_crops(till: Till) -> None:
@@ -203,3 +191,26 @@ def test_serve_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve", "--model", str(tmp_path / "nope.keras")])
     assert exit_info.value.code == 2 and capsys.readouterr().err.startswith("error: no trained model at")
+
+
+def test_synthetic_till_frames_put_the_face_at_till_size(detector: FaceDetector) -> None:
+    photo = syn.till_frame([(200, 100, 240)]).crop((150, 60, 490, 400))
+    (face,) = detector.detect(photo)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        frame = till_frame(photo, face, syn.till_frame([], seed=1), rng)
+        assert frame.size == (640, 480)
+        (box,) = detector.detect(frame)
+        assert FACE_SIDE[0] * 0.8 <= box.side <= FACE_SIDE[1] * 1.2
+
+
+def test_till_ages_count_every_photo(till: Till) -> None:
+    photos = [syn.till_frame([(250, 120, 180)]), syn.till_frame([])]
+    found, ages = till_ages(till, photos, batch_size=4)
+    assert list(found) == [True, False] and ages.shape == (2,)
+    fallback = till.model.predict(till.crops(photos[1], detect=False).arrays)
+    assert ages[1] == pytest.approx(float(fallback[0]), abs=1e-4)  # no face: the centre square
+    table = pd.DataFrame({"source": ["a", "b"], "age": [20, 40]})
+    summary = till_summary(table, found, np.array([22.0, 30.0]), np.array([21.0, 41.0]))
+    assert summary["faces_found"] == 0.5 and summary["mae"] == 6.0 and summary["mae_crops"] == 1.0
+    assert summary["by_source"]["b"] == {"photos": 1, "faces_found": 0.0, "mae": 10.0, "mae_crops": 1.0}

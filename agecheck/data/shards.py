@@ -7,14 +7,6 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from PIL import Image
-from tqdm import tqdm
-
-from agecheck.data.images import square_resize
-from agecheck.errors import AgecheckError
-
 
 class ShardWriter:
     """Write ``(member, bytes)`` pairs into ``photos-00000.tar``, ``photos-00001.tar``, ..."""
@@ -65,20 +57,3 @@ def iter_shard(path: Path) -> Iterator[tuple[str, bytes]]:
                 handle = tar.extractfile(info)
                 assert handle is not None
                 yield info.name, handle.read()
-
-
-def load_split_images(table: pd.DataFrame, shards_dir: Path, size: int) -> np.ndarray:
-    """Model inputs for every row of a split table, in the table's order (uint8, N x S x S x 3)."""
-    position = {member: i for i, member in enumerate(table["member"])}
-    images = np.zeros((len(table), size, size, 3), dtype=np.uint8)
-    found = 0
-    with tqdm(total=len(table), desc=f"load {size}px photos", unit="photo", mininterval=5) as bar:
-        for shard in sorted(set(table["shard"])):
-            for member, data in iter_shard(shards_dir / shard):
-                if member in position:
-                    images[position[member]] = square_resize(Image.open(io.BytesIO(data)), size)
-                    found += 1
-                    bar.update()
-    if found != len(table):
-        raise AgecheckError(f"{len(table) - found} photos of the table are missing from {shards_dir}")
-    return images

@@ -81,7 +81,9 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
         "challenge25": {
             **{key: c25[key] for key in keys},
             "safe_threshold": c25["safe_threshold"].get("threshold"),
+            **({"teens_val_test": c25["teens_val_test"]} if "teens_val_test" in c25 else {}),
         },
+        **({"till": metrics["till"]} if "till" in metrics else {}),
     }
 
 

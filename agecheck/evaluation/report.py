@@ -53,6 +53,14 @@ def key_numbers(metrics: dict[str, Any]) -> list[str]:
         f"- **Adults asked for ID.** {c25['adults_checked']} of {c25['adults']} customers aged "
         f"{threshold:g} or older ({_pct(c25['adult_check_rate'])}) would be asked for ID.",
     ]
+    teens = c25.get("teens_val_test")
+    if teens:
+        lines.append(
+            f"- **13-17-year-olds, validation and test photos together.** **{teens['passed']} of "
+            f"{teens['count']}** ({_pct(teens['rate'])}; at most {_pct(teens['upper95'])} with 95% "
+            "confidence)."
+        )
+    lines += till_numbers(metrics.get("till", {}))
     if safe.get("threshold") is None:
         lines.append("- **Safer threshold.** Not computed: the calibration photos have no minors.")
     else:
@@ -64,6 +72,17 @@ def key_numbers(metrics: dict[str, Any]) -> list[str]:
             f"{_pct(safe['adult_check_rate'])} of adults for ID."
         )
     return lines
+
+
+def till_numbers(till: dict[str, Any]) -> list[str]:
+    """The same test photos as the till sees them: whole photos and camera-like frames."""
+    names = {"whole_photos": "whole photos (hair, shoulders, background)", "frames": "640x480 till frames"}
+    return [
+        f"- **At the till, {names.get(name, name)}.** Found a face in {_pct(t['faces_found'])} of "
+        f"{t['photos']:,} photos; off by **{t['mae']:.1f} years** on average, against {t['mae_crops']:.1f} "
+        "on the face crops of the same photos."
+        for name, t in till.items()
+    ]
 
 
 def group_tables(metrics: dict[str, Any]) -> list[str]:

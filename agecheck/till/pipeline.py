@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from agecheck.config import DetectConfig, PolicyConfig
-from agecheck.data.images import square_resize
+from agecheck.config import AlignConfig, DetectConfig, Params, PolicyConfig
+from agecheck.faces.alignment import face_input
+from agecheck.faces.detection import Box, FaceDetector
 from agecheck.model.age_model import AgeEstimate, AgeModel
-from agecheck.till.detection import Box, FaceDetector
 
 ASK_FOR_ID = "ask_for_id"
 NO_ID_NEEDED = "no_id_needed"
@@ -28,25 +28,6 @@ NO_ID_NEEDED = "no_id_needed"
 def decision(age: float, policy: PolicyConfig) -> str:
     """Challenge 25: ``ask_for_id`` when the estimated age is under the threshold, else ``no_id_needed``."""
     return ASK_FOR_ID if age < policy.threshold else NO_ID_NEEDED
-
-
-def crop_box(box: Box, detect: DetectConfig) -> tuple[int, int, int, int]:
-    """The square ``left, top, right, bottom`` around ``box`` (may reach outside the photo).
-
-    Its side is ``margin`` x the box side, its centre the box centre moved by ``shift_x``,
-    ``shift_y`` box sides: the framing of a training photo (``benchmarks/face_margin.py``).
-    """
-    cx, cy = box.centre
-    side = box.side
-    cx, cy, half = cx + detect.shift_x * side, cy + detect.shift_y * side, detect.margin * side / 2
-    left, top = round(cx - half), round(cy - half)
-    length = max(1, round(2 * half))
-    return left, top, left + length, top + length
-
-
-def crop_face(image: Image.Image, box: Box, detect: DetectConfig) -> Image.Image:
-    """The face in ``box`` cut out like a training photo; parts outside the photo are black."""
-    return image.crop(crop_box(box, detect))
 
 
 @dataclass(frozen=True)
@@ -81,14 +62,26 @@ class FaceResult:
 
 
 class Till:
-    """Find, crop, estimate and decide, with one age model and the ``detect`` and ``policy`` params.
-
-    Detectors are made per thread (a LiteRT interpreter is not thread-safe).
+    """Find, align, estimate and decide, with one age model and the ``detect``, ``align`` and ``policy``
+    params. Detectors are made per thread (a LiteRT interpreter is not thread-safe).
     """
 
-    def __init__(self, model: AgeModel, detect: DetectConfig, policy: PolicyConfig, coverage: float) -> None:
-        self.model, self.detect, self.policy, self.coverage = model, detect, policy, coverage
+    def __init__(
+        self,
+        model: AgeModel,
+        detect: DetectConfig,
+        align: AlignConfig,
+        policy: PolicyConfig,
+        coverage: float,
+    ) -> None:
+        self.model, self.detect, self.align, self.policy = model, detect, align, policy
+        self.coverage = coverage
         self._local = threading.local()
+
+    @classmethod
+    def from_params(cls, model: AgeModel, params: Params) -> Till:
+        """The till as ``params.yaml`` sets it up (interval coverage from ``serve.interval``)."""
+        return cls(model, params.detect, params.align, params.policy, params.serve.interval)
 
     def detector(self) -> FaceDetector:
         """This thread's face detector."""
@@ -98,17 +91,18 @@ class Till:
         return detector
 
     def crops(self, image: Image.Image, detect: bool = True) -> FaceCrops:
-        """The faces of ``image`` (best first) cut out at the model's input size.
+        """The faces of ``image`` (best first), each aligned and cut at the model's input size.
 
-        Without ``detect`` the whole photo is one face crop, centre-cropped to a square as in training.
+        Without ``detect`` the photo is one face crop (box ``None``): aligned on its best face as in
+        training, or its centre square when no face is found.
         """
         size = self.model.input_size
-        if not detect:
-            return FaceCrops([None], square_resize(image, size)[np.newaxis])
         boxes = self.detector().detect(image)
+        if not detect:
+            return FaceCrops([None], face_input(image, boxes[0] if boxes else None, self.align, size)[None])
         arrays = np.zeros((len(boxes), size, size, 3), dtype=np.uint8)
         for i, box in enumerate(boxes):
-            arrays[i] = square_resize(crop_face(image, box, self.detect), size)
+            arrays[i] = face_input(image, box, self.align, size)
         return FaceCrops(list(boxes), arrays)
 
     def estimate(self, arrays: np.ndarray, batch_size: int = 64) -> list[AgeEstimate]:

@@ -190,6 +190,7 @@ def create_app(till: Till, serve: ServeConfig) -> FastAPI:
             "model": till.model.info,
             "interval": "softmax" if till.model.has_distribution else "val_mae",
             "detect": till.detect.model_dump(),
+            "align": till.align.model_dump(),
             "policy": till.policy.model_dump(),
             "limits": {"max_bytes": serve.max_bytes, "max_pixels": serve.max_pixels},
             "accepted_types": sorted(IMAGE_TYPES),
@@ -199,7 +200,8 @@ def create_app(till: Till, serve: ServeConfig) -> FastAPI:
         "/predict", response_model=PredictOut, responses=ERRORS, openapi_extra={"requestBody": PREDICT_BODY}
     )
     async def predict(
-        request: Request, detect: bool = Query(True, description="false: the photo is already a face crop")
+        request: Request,
+        detect: bool = Query(True, description="false: the photo is one face (still aligned)"),
     ) -> PredictOut:
         """Ages and Challenge-25 decisions for the faces in a photo (raw body or form field ``photo``)."""
         data, image_format = await read_photo_upload(request, serve)
@@ -215,7 +217,7 @@ ENV_MODEL, ENV_PARAMS = "AGECHECK_MODEL", "AGECHECK_PARAMS"
 
 def build_app(model_path: str | Path, params: Params) -> FastAPI:
     """The app for a saved model and the ``serve``, ``detect`` and ``policy`` params."""
-    till = Till(AgeModel.load(model_path), params.detect, params.policy, params.serve.interval)
+    till = Till.from_params(AgeModel.load(model_path), params)
     return create_app(till, params.serve)
 
 

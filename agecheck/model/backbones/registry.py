@@ -8,17 +8,23 @@ from __future__ import annotations
 import keras
 
 from agecheck.errors import AgecheckError
+from agecheck.model.backbones import dlib_resnet
 from agecheck.model.backbones import efficientnet_lite as lite
 from agecheck.model.backbones.resnet50 import RESNET50_BLOCKS, build_resnet50
 from agecheck.model.backbones.torch_legacy import load_legacy_state_dict
 
-BACKBONES = (*lite.VARIANTS, "resnet50")
+BACKBONES = (*lite.VARIANTS, "resnet50", "dlib_resnet")
 
 
 def build_backbone(name: str, pretrained: bool = True, weights_path: str = "") -> keras.Model:
     """The backbone ``name`` without classifier, input (None, None, 3); random init if not pretrained."""
     if name == "resnet50":
         return build_resnet50(pretrained, weights_path)
+    if name == "dlib_resnet":
+        try:
+            return dlib_resnet.build_dlib_backbone(pretrained, weights_path)
+        except (ValueError, OSError) as err:  # FileNotFoundError included
+            raise AgecheckError(f"cannot read dlib_resnet weights: {err}") from None
     if name not in lite.VARIANTS:
         raise AgecheckError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
     state = None
@@ -34,6 +40,8 @@ def block_names(model: keras.Model) -> tuple[str, ...]:
     """The names of the layers that end each block, in order."""
     if model.name == "resnet50":
         return RESNET50_BLOCKS
+    if model.name == "dlib_resnet":
+        return dlib_resnet.BLOCK_OUTPUT_NAMES
     return tuple(lite.block_output_layer_name(i) for i in range(lite.num_blocks(model.name)))
 
 

@@ -36,6 +36,9 @@ MODELS: dict[str, tuple[int, tuple[int, ...], int, str]] = {
 }
 #: MediaPipe clips raw scores to this before the sigmoid.
 RAW_SCORE_LIMIT = 80.0
+#: BlazeFace's six keypoints, in its output order (right/left: the person's, so the right eye is on the
+#: image's left in an upright, unmirrored photo).
+KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Box:
     width: float
     height: float
     score: float
+    #: (x, y) pixels of :data:`KEYPOINTS`, in that order (empty for a box made by hand)
+    keypoints: tuple[tuple[float, float], ...] = ()
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -162,7 +167,20 @@ class FaceDetector:
         return tensor, scale, pad_x, pad_y
 
     def detect(self, image: Image.Image) -> list[Box]:
-        """Faces in ``image`` (any size, RGB), best score first, at most ``max_faces``."""
+        """Faces in ``image`` (any size, RGB), best score first, at most ``max_faces``.
+
+        Where none is found, looks again with a black border of ``retry_padding`` x the long side on
+        every side: BlazeFace misses most faces that fill the whole photo (a passport-style crop).
+        """
+        boxes = self._detect(image)
+        border = round(self.config.retry_padding * max(image.size))
+        if boxes or not border:
+            return boxes
+        canvas = Image.new("RGB", (image.width + 2 * border, image.height + 2 * border))
+        canvas.paste(image.convert("RGB"), (border, border))
+        return [_shifted(box, -border) for box in self._detect(canvas)]
+
+    def _detect(self, image: Image.Image) -> list[Box]:
         tensor, scale, pad_x, pad_y = self._letterbox(image)
         self.interpreter.set_tensor(self.input_index, tensor[np.newaxis])
         self.interpreter.invoke()
@@ -172,13 +190,23 @@ class FaceDetector:
         keep = scores >= self.config.min_score
         if not keep.any():
             return []
-        centre = raw[keep, :2] / self.size + self.anchors[keep]
+        anchors = np.tile(self.anchors[keep], len(KEYPOINTS) + 1)  # (x, y) per box centre and keypoint
+        points = raw[keep][:, [0, 1, *range(4, 16)]] / self.size + anchors
         half = raw[keep, 2:4] / self.size / 2
-        corners = np.concatenate([centre - half, centre + half], axis=1) * self.size
+        # x0, y0, x1, y1, then the keypoints: weighted NMS averages them all
+        rows = np.concatenate([points[:, :2] - half, points[:, :2] + half, points[:, 2:]], axis=1) * self.size
         boxes = []
-        for (x0, y0, x1, y1), score in weighted_nms(corners, scores[keep], self.config.nms_iou):
-            left, top = (x0 - pad_x) / scale, (y0 - pad_y) / scale
-            box = Box(float(left), float(top), float(x1 - x0) / scale, float(y1 - y0) / scale, score)
+        for row, score in weighted_nms(rows, scores[keep], self.config.nms_iou):
+            x = (row[0::2] - pad_x) / scale
+            y = (row[1::2] - pad_y) / scale
+            keypoints = tuple((float(kx), float(ky)) for kx, ky in zip(x[2:], y[2:], strict=True))
+            box = Box(float(x[0]), float(y[0]), float(x[1] - x[0]), float(y[1] - y[0]), score, keypoints)
             if box.side >= self.config.min_face:
                 boxes.append(box)
         return boxes[: self.config.max_faces]
+
+
+def _shifted(box: Box, offset: float) -> Box:
+    """``box`` with every coordinate moved by ``offset`` pixels in x and y."""
+    points = tuple((x + offset, y + offset) for x, y in box.keypoints)
+    return Box(box.left + offset, box.top + offset, box.width, box.height, box.score, points)

@@ -1,0 +1,84 @@
+"""The test photos as the till sees them: whole photos and synthetic till frames through :class:`Till`.
+
+The number in the metrics should be the number a store gets. Each photo goes through the exact path of
+``agecheck predict`` (find the faces, align the best one, estimate); a photo where no face is found is
+still counted, estimated on its centre square (``agecheck predict --no-detect``), so every photo counts.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFilter
+
+from agecheck.faces.detection import Box
+from agecheck.till.pipeline import Till
+
+FRAME_SIZE = (640, 480)
+#: Side of the face box in a synthetic frame, pixels (a customer 0.5 to 2 m from a till camera).
+FACE_SIDE = (80, 220)
+FRAME_JPEG_QUALITY = 85
+
+
+def till_ages(till: Till, photos: Iterable[Image.Image], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(face found, estimated age) per photo: the best face of each, or its centre square if none."""
+    found, crops = [], []
+    for photo in photos:
+        faces = till.crops(photo)
+        found.append(len(faces.boxes) > 0)
+        crops.append(faces.arrays[:1] if faces.boxes else till.crops(photo, detect=False).arrays)
+    ages = till.model.predict(np.concatenate(crops), batch_size) if crops else np.zeros(0)
+    return np.array(found, dtype=bool), np.asarray(ages, dtype=float).reshape(-1)
+
+
+def till_frame(
+    photo: Image.Image, face: Box | None, background: Image.Image, rng: np.random.Generator
+) -> Image.Image:
+    """``photo`` scaled so its face box side is 80-220 px, at a random place in a 640x480 frame over
+    a blurred ``background`` (another photo), re-encoded as a JPEG like a camera frame."""
+    side = face.side if face is not None else min(photo.size)
+    scale = rng.uniform(*FACE_SIDE) / side
+    width, height = (max(1, round(s * scale)) for s in photo.size)
+    if max(width / FRAME_SIZE[0], height / FRAME_SIZE[1]) > 1:  # a photo larger than the frame: fit it
+        fit = min(FRAME_SIZE[0] / width, FRAME_SIZE[1] / height)
+        width, height = max(1, int(width * fit)), max(1, int(height * fit))
+    frame = background.convert("RGB").resize(FRAME_SIZE, Image.Resampling.BILINEAR)
+    frame = frame.filter(ImageFilter.GaussianBlur(8))
+    left = int(rng.integers(0, FRAME_SIZE[0] - width + 1))
+    top = int(rng.integers(0, FRAME_SIZE[1] - height + 1))
+    frame.paste(photo.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), (left, top))
+    buffer = io.BytesIO()
+    frame.save(buffer, format="JPEG", quality=FRAME_JPEG_QUALITY)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def till_summary(
+    table: pd.DataFrame, found: np.ndarray, ages: np.ndarray, crop_ages: np.ndarray
+) -> dict[str, Any]:
+    """Faces found, and MAE through the till beside MAE on the pipeline's crops, overall and per source."""
+    result = table[["source", "age"]].assign(found=found, till=ages, crops=crop_ages)
+
+    def summary(rows: pd.DataFrame) -> dict[str, Any]:
+        return {
+            "photos": len(rows),
+            "faces_found": round(float(rows["found"].mean()), 4),
+            "mae": round(float((rows["till"] - rows["age"]).abs().mean()), 3),
+            "mae_crops": round(float((rows["crops"] - rows["age"]).abs().mean()), 3),
+        }
+
+    out = summary(result)
+    if result["source"].nunique() > 1:
+        out["by_source"] = {name: summary(rows) for name, rows in result.groupby("source")}
+    return out
+
+
+def whole_photos(table: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """The rows of ``table`` whose whole photo (same file name) is in ``folder/final_files``."""
+    paths = [folder / "final_files" / name for name in table["file_name"]]
+    keep = np.array([p.is_file() for p in paths], dtype=bool)
+    return table[keep].reset_index(drop=True), [p for p, k in zip(paths, keep, strict=True) if k]

@@ -1,0 +1,121 @@
+"""The faces table: the best face BlazeFace finds in every usable photo, found once (stage faces).
+
+One row per photo of ``data/validated``: box, score and keypoints in the validated photo's pixels, or
+``found`` false (the photo is then cut as its centre square, see :func:`agecheck.faces.alignment.face_input`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from agecheck.config import AlignConfig, DetectConfig
+from agecheck.data.shards import iter_shard
+from agecheck.errors import AgecheckError
+from agecheck.faces.alignment import face_input
+from agecheck.faces.detection import KEYPOINTS, Box, FaceDetector
+
+BOX_COLUMNS = ("left", "top", "width", "height")
+KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINTS for axis in "xy")
+COLUMNS = ("member", "source", "found", "score", *BOX_COLUMNS, *KEYPOINT_COLUMNS)
+
+
+def face_row(member: str, source: str, box: Box | None) -> dict[str, Any]:
+    """One row of the table (coordinates rounded to 0.01 px)."""
+    row: dict[str, Any] = {"member": member, "source": source, "found": box is not None}
+    if box is not None:
+        row["score"] = round(box.score, 4)
+        row.update(
+            {
+                k: round(v, 2)
+                for k, v in zip(BOX_COLUMNS, (box.left, box.top, box.width, box.height), strict=True)
+            }
+        )
+        row.update({k: round(v, 2) for k, v in zip(KEYPOINT_COLUMNS, np.ravel(box.keypoints), strict=True)})
+    return row
+
+
+def box_from_row(row: dict[str, Any]) -> Box | None:
+    """The :class:`Box` of a table row, ``None`` where no face was found."""
+    if not row["found"]:
+        return None
+    points = [float(row[k]) for k in KEYPOINT_COLUMNS]
+    keypoints = tuple(zip(points[0::2], points[1::2], strict=True))
+    return Box(*(float(row[k]) for k in BOX_COLUMNS), float(row["score"]), keypoints)
+
+
+def _find_in_shard(task: tuple[Path, dict[str, str], DetectConfig]) -> list[dict[str, Any]]:
+    """Rows for the wanted members of one shard (runs in a worker process with its own detector)."""
+    path, sources, detect = task
+    detector = FaceDetector(detect)
+    rows = []
+    for member, data in iter_shard(path):
+        if member in sources:
+            boxes = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+            rows.append(face_row(member, sources[member], boxes[0] if boxes else None))
+    return rows
+
+
+def find_faces(
+    photos: pd.DataFrame, shards_dir: Path, detect: DetectConfig, workers: int = 0
+) -> pd.DataFrame:
+    """The faces table of the rows of ``photos`` (``member``, ``source``, ``shard``), in their order."""
+    sources = dict(zip(photos["member"], photos["source"], strict=True))
+    tasks = [
+        (shards_dir / shard, {m: sources[m] for m in group["member"]}, detect)
+        for shard, group in photos.groupby("shard", sort=True)
+    ]
+    rows: list[dict[str, Any]] = []
+    with (
+        ProcessPoolExecutor(min(len(tasks), workers or os.cpu_count() or 1)) as pool,
+        tqdm(total=len(photos), desc="faces", unit="photo", mininterval=10) as bar,
+    ):
+        for found in pool.map(_find_in_shard, tasks):
+            rows += found
+            bar.update(len(found))
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).set_index("member")
+    return table.loc[list(photos["member"])].reset_index()
+
+
+def read_faces(path: Path) -> dict[str, Box | None]:
+    """The faces table at ``path`` as ``{member: Box or None}``."""
+    if not path.is_file():
+        raise AgecheckError(f"{path} is missing: run the faces stage first (dvc repro faces)")
+    table = pd.read_csv(path, dtype={"member": str, "source": str})
+    return {row["member"]: box_from_row(row) for row in table.to_dict("records")}
+
+
+def _photos(table: pd.DataFrame, shards_dir: Path) -> Iterator[tuple[str, Image.Image]]:
+    wanted = set(table["member"])
+    for shard in sorted(set(table["shard"])):
+        for member, data in iter_shard(shards_dir / shard):
+            if member in wanted:
+                yield member, Image.open(io.BytesIO(data))
+
+
+def model_inputs(
+    table: pd.DataFrame, shards_dir: Path, faces: dict[str, Box | None], align: AlignConfig, size: int
+) -> np.ndarray:
+    """What the model sees of every row of a split table, in its order (uint8, N x S x S x 3)."""
+    position = {member: i for i, member in enumerate(table["member"])}
+    images = np.zeros((len(table), size, size, 3), dtype=np.uint8)
+    found = 0
+    with tqdm(total=len(table), desc=f"align {size}px faces", unit="photo", mininterval=10) as bar:
+        for member, image in _photos(table, shards_dir):
+            if member not in faces:
+                raise AgecheckError(f"{member} is not in the faces table: run the faces stage (dvc repro)")
+            images[position[member]] = face_input(image, faces[member], align, size)
+            found += 1
+            bar.update()
+    if found != len(table):
+        raise AgecheckError(f"{len(table) - found} photos of the table are missing from {shards_dir}")
+    return images
