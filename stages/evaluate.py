@@ -53,7 +53,9 @@ def till_metrics(model: AgeModel, params: Params, test: pd.DataFrame, faces: dic
     if cfg.whole_photos:
         rows, paths = whole_photos(test[test["source"] == cfg.whole_source], Path(cfg.whole_photos))
         print(f"evaluate: {len(rows)} whole {cfg.whole_source} test photos through the till")
-        found, ages = till_ages(till, (read_photo(p, params.validate_) for p in paths), cfg.batch_size)
+        found, ages = till_ages(
+            till, ((read_photo(p, params.validate_), None) for p in paths), cfg.batch_size
+        )
         out["whole_photos"] = till_summary(rows, found, ages, crop_ages.loc[rows["id"]].to_numpy())
     if cfg.frames:
         print(f"evaluate: {len(test)} test photos in synthetic till frames")

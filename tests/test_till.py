@@ -198,19 +198,31 @@ def test_synthetic_till_frames_put_the_face_at_till_size(detector: FaceDetector)
     (face,) = detector.detect(photo)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        frame = till_frame(photo, face, syn.till_frame([], seed=1), rng)
+        frame, (x, y) = till_frame(photo, face, syn.till_frame([], seed=1), rng)
         assert frame.size == (640, 480)
         (box,) = detector.detect(frame)
         assert FACE_SIDE[0] * 0.8 <= box.side <= FACE_SIDE[1] * 1.2
+        assert abs(box.centre[0] - x) < box.side / 5 and abs(box.centre[1] - y) < box.side / 5
 
 
-def test_till_ages_count_every_photo(till: Till) -> None:
+def test_till_ages_count_every_photo_and_judge_the_face_where_it_is(till: Till) -> None:
     photos = [syn.till_frame([(250, 120, 180)]), syn.till_frame([])]
-    found, ages = till_ages(till, photos, batch_size=4)
+    found, ages = till_ages(till, [(p, None) for p in photos], batch_size=4)
     assert list(found) == [True, False] and ages.shape == (2,)
     fallback = till.model.predict(till.crops(photos[1], detect=False).arrays)
     assert ages[1] == pytest.approx(float(fallback[0]), abs=1e-4)  # no face: the centre square
+    # several faces (a customer in front of others): the one at the given place is judged
+    frame = syn.till_frame(THREE_FACES)
+    crops = till.crops(frame)
+    centres = [(left + size / 2, top + size / 2) for left, top, size in THREE_FACES]
+    found, ages = till_ages(till, [(frame, c) for c in centres] + [(frame, (5.0, 470.0))], batch_size=4)
+    assert list(found) == [True, True, True, False]
+    for (x, y), age in zip(centres, ages, strict=False):
+        index = min(
+            range(3), key=lambda i: np.hypot(crops.boxes[i].centre[0] - x, crops.boxes[i].centre[1] - y)
+        )
+        assert age == pytest.approx(float(till.model.predict(crops.arrays[index : index + 1])[0]), abs=1e-4)
     table = pd.DataFrame({"source": ["a", "b"], "age": [20, 40]})
-    summary = till_summary(table, found, np.array([22.0, 30.0]), np.array([21.0, 41.0]))
+    summary = till_summary(table, np.array([True, False]), np.array([22.0, 30.0]), np.array([21.0, 41.0]))
     assert summary["faces_found"] == 0.5 and summary["mae"] == 6.0 and summary["mae_crops"] == 1.0
     assert summary["by_source"]["b"] == {"photos": 1, "faces_found": 0.0, "mae": 10.0, "mae_crops": 1.0}

@@ -25,22 +25,42 @@ FACE_SIDE = (80, 220)
 FRAME_JPEG_QUALITY = 85
 
 
-def till_ages(till: Till, photos: Iterable[Image.Image], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(face found, estimated age) per photo: the best face of each, or its centre square if none."""
+def _the_face(boxes: list[Box], at: tuple[float, float] | None) -> int | None:
+    """Index of the face to judge: the best one, or with ``at`` (where the face is known to be) the
+    nearest box that contains that point; None when there is none."""
+    if at is None:
+        return 0 if boxes else None
+    inside = [
+        (np.hypot(b.centre[0] - at[0], b.centre[1] - at[1]), i)
+        for i, b in enumerate(boxes)
+        if b.left <= at[0] <= b.left + b.width and b.top <= at[1] <= b.top + b.height
+    ]
+    return min(inside)[1] if inside else None
+
+
+def till_ages(
+    till: Till, photos: Iterable[tuple[Image.Image, tuple[float, float] | None]], batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(face found, estimated age) per ``(photo, where its face is or None)``: the face found there (or
+    the best face), or the photo's centre square when none is found, so every photo counts."""
     found, crops = [], []
-    for photo in photos:
+    for photo, at in photos:
         faces = till.crops(photo)
-        found.append(len(faces.boxes) > 0)
-        crops.append(faces.arrays[:1] if faces.boxes else till.crops(photo, detect=False).arrays)
+        index = _the_face(faces.boxes, at)
+        found.append(index is not None)
+        crops.append(
+            faces.arrays[index : index + 1] if index is not None else till.crops(photo, detect=False).arrays
+        )
     ages = till.model.predict(np.concatenate(crops), batch_size) if crops else np.zeros(0)
     return np.array(found, dtype=bool), np.asarray(ages, dtype=float).reshape(-1)
 
 
 def till_frame(
     photo: Image.Image, face: Box | None, background: Image.Image, rng: np.random.Generator
-) -> Image.Image:
+) -> tuple[Image.Image, tuple[float, float]]:
     """``photo`` scaled so its face box side is 80-220 px, at a random place in a 640x480 frame over
-    a blurred ``background`` (another photo), re-encoded as a JPEG like a camera frame."""
+    a blurred ``background`` (another photo, whose own face the detector may find too), re-encoded as
+    a JPEG like a camera frame; and where the pasted face's centre is in the frame."""
     side = face.side if face is not None else min(photo.size)
     scale = rng.uniform(*FACE_SIDE) / side
     width, height = (max(1, round(s * scale)) for s in photo.size)
@@ -54,7 +74,9 @@ def till_frame(
     frame.paste(photo.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), (left, top))
     buffer = io.BytesIO()
     frame.save(buffer, format="JPEG", quality=FRAME_JPEG_QUALITY)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    cx, cy = face.centre if face is not None else (photo.width / 2, photo.height / 2)
+    centre = (left + cx * width / photo.width, top + cy * height / photo.height)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), centre
 
 
 def till_summary(
