@@ -4,17 +4,14 @@ test photos through the till (whole photos, synthetic till frames) beside the sa
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from agecheck.config import Params, load_params
 from agecheck.data.images import read_photo
-from agecheck.data.shards import iter_shard
 from agecheck.errors import exit_on_error
 from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.evaluate import (
@@ -25,7 +22,7 @@ from agecheck.evaluation.evaluate import (
     write_evaluation,
 )
 from agecheck.evaluation.till_check import till_ages, till_frame, till_summary, whole_photos
-from agecheck.faces.table import model_inputs, read_faces
+from agecheck.faces.table import model_inputs, read_faces, split_photos
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir, write_json
 from agecheck.till.pipeline import Till
@@ -59,12 +56,7 @@ def till_metrics(model: AgeModel, params: Params, test: pd.DataFrame, faces: dic
         out["whole_photos"] = till_summary(rows, found, ages, crop_ages.loc[rows["id"]].to_numpy())
     if cfg.frames:
         print(f"evaluate: {len(test)} test photos in synthetic till frames")
-        photos = {
-            m: Image.open(io.BytesIO(d))
-            for s in sorted(set(test["shard"]))
-            for m, d in iter_shard(SHARDS / s)
-            if m in set(test["member"])
-        }
+        photos = dict(split_photos(test, SHARDS))
         rng = np.random.default_rng(cfg.seed)
         members = list(test["member"])
         backgrounds = rng.permutation(len(members))

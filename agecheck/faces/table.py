@@ -94,7 +94,8 @@ def read_faces(path: Path) -> dict[str, Box | None]:
     return {row["member"]: box_from_row(row) for row in table.to_dict("records")}
 
 
-def _photos(table: pd.DataFrame, shards_dir: Path) -> Iterator[tuple[str, Image.Image]]:
+def split_photos(table: pd.DataFrame, shards_dir: Path) -> Iterator[tuple[str, Image.Image]]:
+    """``(member, photo)`` for the rows of a split table, in shard order (each shard read once)."""
     wanted = set(table["member"])
     for shard in sorted(set(table["shard"])):
         for member, data in iter_shard(shards_dir / shard):
@@ -110,7 +111,7 @@ def model_inputs(
     images = np.zeros((len(table), size, size, 3), dtype=np.uint8)
     found = 0
     with tqdm(total=len(table), desc=f"align {size}px faces", unit="photo", mininterval=10) as bar:
-        for member, image in _photos(table, shards_dir):
+        for member, image in split_photos(table, shards_dir):
             if member not in faces:
                 raise AgecheckError(f"{member} is not in the faces table: run the faces stage (dvc repro)")
             images[position[member]] = face_input(image, faces[member], align, size)
