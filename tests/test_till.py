@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from agecheck import cli
+from agecheck.data.images import square_resize
 from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
 from agecheck.faces.detection import MODELS, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
@@ -217,6 +218,8 @@ def test_till_ages_count_every_photo_and_judge_the_face_where_it_is(till: Till) 
     centres = [(left + size / 2, top + size / 2) for left, top, size in THREE_FACES]
     found, ages = till_ages(till, [(frame, c) for c in centres] + [(frame, (5.0, 470.0))], batch_size=4)
     assert list(found) == [True, True, True, False]
+    centre = till.model.predict(square_resize(frame, till.model.input_size)[np.newaxis])
+    assert ages[3] == pytest.approx(float(centre[0]), abs=1e-4)  # nothing there: the centre square
     for (x, y), age in zip(centres, ages, strict=False):
         index = min(
             range(3), key=lambda i: np.hypot(crops.boxes[i].centre[0] - x, crops.boxes[i].centre[1] - y)

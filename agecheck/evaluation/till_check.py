@@ -2,7 +2,7 @@
 
 The number in the metrics should be the number a store gets. Each photo goes through the exact path of
 ``agecheck predict`` (find the faces, align the best one, estimate); a photo where no face is found is
-still counted, estimated on its centre square (``agecheck predict --no-detect``), so every photo counts.
+still counted, estimated on its centre square, so every photo counts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
+from agecheck.faces.alignment import face_input
 from agecheck.faces.detection import Box
 from agecheck.till.pipeline import Till
 
@@ -48,9 +49,10 @@ def till_ages(
         faces = till.crops(photo)
         index = _the_face(faces.boxes, at)
         found.append(index is not None)
-        crops.append(
-            faces.arrays[index : index + 1] if index is not None else till.crops(photo, detect=False).arrays
-        )
+        if index is None:  # nothing found there: the centre square, without detecting a second time
+            crops.append(face_input(photo, None, till.align, till.model.input_size)[np.newaxis])
+        else:
+            crops.append(faces.arrays[index : index + 1])
     ages = till.model.predict(np.concatenate(crops), batch_size) if crops else np.zeros(0)
     return np.array(found, dtype=bool), np.asarray(ages, dtype=float).reshape(-1)
 
