@@ -97,6 +97,7 @@ class TrainConfig(Section):
     loss: Literal["l1", "ldl"]
     ldl_sigma: Annotated[float, Field(gt=0)]
     ldl_weight: Annotated[float, Field(ge=0)]
+    age_balance: Annotated[float, Field(ge=0, le=1)]  # weight of a photo: (photos in its age band) ** -this
 
     @model_validator(mode="after")
     def _ldl_needs_dex(self) -> TrainConfig:

@@ -15,8 +15,11 @@ from dvclive.keras import DVCLiveCallback
 
 import agecheck.model.backbones.registry as registry
 from agecheck.config import Params, load_params
+from agecheck.data.age_bands import band_balance_weights
 from agecheck.data.images import mirror
 from agecheck.errors import exit_on_error
+from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
+from agecheck.evaluation.metrics import age_metrics
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.model.batches import Batches
@@ -54,12 +57,21 @@ def main() -> None:
         backbone = keras.saving.load_model("models/backbone.keras")
         lower, upper = registry.split_backbone(backbone, -1 if full else cut)
         net = AgeNet(lower, upper, cfg)
-        train = Batches(x_train, y_train, cfg.batch_size, cfg.seed, f_train if cfg.flip else None)
+        weights = band_balance_weights(y_train, cfg.age_balance) if cfg.age_balance else None
+        train = Batches(
+            x_train, y_train, cfg.batch_size, cfg.seed, f_train if cfg.flip else None, weights=weights
+        )
         val = Batches(x_val, y_val, cfg.batch_size, cfg.seed, shuffle=False)
         best = fit(net, train, val, [DVCLiveCallback(live=live)])
         val_pred = net.predict_ages(x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
         live.summary["best_val_mae"] = round(best, 3)
         live.summary["val_mae_tta"] = round(float(np.mean(np.abs(val_pred - y_val))), 3)
+        # the pull towards the middle ages and the alcohol rule's band, watched while sweeping
+        live.summary["val_mean_error_by_age_band"] = age_metrics(y_val, val_pred)["mean_error_by_age_band"]
+        policy = params.policy
+        live.summary["val_teen_pass_rate"] = minor_pass(
+            y_val, val_pred, policy.threshold, policy.legal_age, TEEN_AGE
+        ).value
         live.summary["train_seconds"] = round(time.monotonic() - started, 1)
     info = {
         "backbone": backbone.name,

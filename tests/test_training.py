@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from agecheck.config import DEFAULT_PARAMS, parse_params
+from agecheck.data.age_bands import band_balance_weights
 from agecheck.errors import AgecheckError
 from agecheck.model.age_model import AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
@@ -97,6 +98,25 @@ def test_batches_mirror_about_half_and_keep_labels() -> None:
     assert 30 < np.concatenate(xs).sum() < 70
 
 
+def test_batches_carry_each_rows_weight() -> None:
+    ages = np.arange(50, dtype=np.float32)
+    batches = Batches(ages[:, None], ages, 8, seed=3, weights=ages * 10)
+    for i in range(len(batches)):
+        x, y, w = batches[i]
+        assert np.array_equal(w, y * 10) and np.array_equal(x[:, 0], y)
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_band_balance_weights(power: float) -> None:
+    ages = np.array([15] * 10 + [30] * 90)  # 10 teens, 90 adults of 25-34
+    weights = band_balance_weights(ages, power)
+    assert weights.mean() == pytest.approx(1.0)
+    teen, adult = weights[0], weights[-1]
+    assert teen / adult == pytest.approx(9**power)
+    if power == 1.0:  # every band weighs the same in all
+        assert weights[:10].sum() == pytest.approx(weights[10:].sum())
+
+
 def test_ldl_loss_is_the_age_error_when_the_softmax_matches_the_label_distribution() -> None:
     ages = np.arange(101, dtype=np.float32)
     target = np.exp(-0.5 * ((ages - 50) / 3.0) ** 2)
@@ -119,6 +139,7 @@ def test_ldl_loss_is_the_age_error_when_the_softmax_matches_the_label_distributi
         ({"loss": "ldl", "ldl_sigma": 0}, "train.ldl_sigma: Input should be greater than 0"),
         ({"lr": "fast"}, "train.lr: Input should be a valid number"),
         ({"learning_rate": 0.1}, "train.learning_rate: unknown key"),
+        ({"age_balance": 2}, "train.age_balance: Input should be less than or equal to 1"),
     ],
 )
 def test_bad_train_params_name_the_key(change: dict[str, object], message: str) -> None:
