@@ -133,10 +133,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from agecheck.till import service
+    from agecheck.till.access import check_exposure, load_tokens
 
     params = load_params(args.params)
     host, port = args.host or params.serve.host, args.port or params.serve.port
     workers = args.workers or params.serve.workers
+    check_exposure(host, load_tokens(params.serve), args.open)
     if workers == 1:
         app = service.build_app(args.model, params)  # a bad model fails here, with a one-line error
         uvicorn.run(app, host=host, port=port, log_level="info")
@@ -230,12 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_serve,
         "run the HTTP service (POST /predict, GET /health, /docs)",
         "  agecheck serve                             http://127.0.0.1:8000 (serve: in params.yaml)\n"
-        "  curl --data-binary @frame.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict",
+        "  curl --data-binary @frame.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict\n"
+        "  AGECHECK_TOKEN=$(cat /etc/agecheck/token) agecheck serve --host 10.0.0.5\n"
+        "  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: image/jpeg' \\\n"
+        "       --data-binary @frame.jpg http://10.0.0.5:8000/predict",
     )
     serve.add_argument("--host", help="default: serve.host in the params")
     serve.add_argument("--port", type=int, help="default: serve.port in the params")
     serve.add_argument(
         "--workers", type=_positive, help="processes, each with the model (default: serve.workers)"
+    )
+    serve.add_argument(
+        "--open",
+        action="store_true",
+        help="serve a non-loopback host without an API token (anyone on the network may send photos)",
     )
     return parser
 

@@ -42,6 +42,7 @@ class PhotoLimits(Section):
     min_side: Positive
     max_pixels: Positive
     max_bytes: Positive
+    max_aspect: Annotated[float, Field(ge=1)]  # long side / short side; longer strips: bad_aspect
 
 
 class AgeRange(Section):
@@ -159,6 +160,12 @@ class ServeConfig(PhotoLimits):
     batch_wait_ms: Annotated[float, Field(ge=0)]
     cpu_threads: Positive
     interval: Share  # coverage of the age interval
+    token_env: str  # environment variable with the API token ('': none read)
+    token_file: str  # file with the API token(s), one per line ('': none)
+    open_docs: bool  # /docs and /openapi.json without a token
+    max_in_flight: Positive  # predictions served at once; more are refused at once (503)
+    retry_after_s: Positive  # Retry-After of those 503s
+    timeout_s: Annotated[float, Field(gt=0)]  # a prediction taking longer is answered 503
 
 
 class Params(Section):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,21 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's front)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 def exif_rotated_jpeg(seed: int = 1) -> bytes:
@@ -71,6 +88,8 @@ def messy_photos() -> tuple[dict[str, bytes], list[str]]:
         "truncated.jpg": jpeg_bytes(face_like(128, 128, seed=15))[:1500],
         "tiny.jpg": jpeg_bytes(face_like(12, 12, seed=16)),
         "text.jpg": b"this is not a photo\n",
+        "strip.jpg": jpeg_bytes(face_like(2000, 60, seed=22)),
+        "bomb.png": png_bomb(30000, 30000),
         "dup_a.jpg": dup,
         "dup_b.jpg": dup,
         "conflict_a.png": conflict,
@@ -92,6 +111,8 @@ def messy_photos() -> tuple[dict[str, bytes], list[str]]:
         "truncated.jpg,33,male",
         "tiny.jpg,44,male",
         "text.jpg,50,female",
+        "strip.jpg,30,male",
+        "bomb.png,30,male",
         "dup_a.jpg,19,male",
         "dup_b.jpg,19,male",
         "conflict_a.png,20,female",
@@ -128,6 +149,8 @@ EXPECTED_PHOTO_REASONS = {
     "truncated.jpg": "corrupt",
     "tiny.jpg": "too_small",
     "text.jpg": "not_an_image",
+    "strip.jpg": "bad_aspect",
+    "bomb.png": "too_large",
     "dup_b.jpg": "duplicate_photo",
     "conflict_a.png": "conflicting_duplicate_photos",
     "conflict_b.png": "conflicting_duplicate_photos",
@@ -149,6 +172,8 @@ EXPECTED_ROW_REASONS = {
     "truncated.jpg": {"photo_rejected"},
     "tiny.jpg": {"photo_rejected"},
     "text.jpg": {"photo_rejected"},
+    "strip.jpg": {"photo_rejected"},
+    "bomb.png": {"photo_rejected"},
     "dup_b.jpg": {"photo_rejected"},
     "conflict_a.png": {"photo_rejected"},
     "conflict_b.png": {"photo_rejected"},

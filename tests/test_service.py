@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,21 +101,6 @@ def test_concurrent_requests(client: TestClient) -> None:
     assert [len(a.json()["faces"]) for a in answers] == [1, 3, 1, 3, 1, 3]
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's front)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-        + chunk(b"IEND", b"")
-    )
-
-
 def _gif() -> bytes:
     buffer = io.BytesIO()
     syn.face_like().save(buffer, format="GIF")
@@ -129,7 +112,7 @@ BAD_RAW = {
     "text file": (b"this is not a photo\n", "text/plain", 415, "unsupported_media_type"),
     "text file said to be a JPEG": (b"this is not a photo\n", "image/jpeg", 415, "not_an_image"),
     "truncated JPEG": (syn.jpeg_bytes(syn.face_like(256, 256))[:2000], "image/jpeg", 422, "corrupt"),
-    "PNG claiming 20000x20000": (_png_header_only(20000, 20000), "image/png", 413, "too_large"),
+    "PNG claiming 20000x20000": (syn.png_bomb(20000, 20000), "image/png", 413, "too_large"),
     "over the upload limit": (b"\xff\xd8" + b"\0" * MAX_BYTES, "image/jpeg", 413, "too_large"),
     "wrong content type": (
         syn.jpeg_bytes(syn.face_like()),

@@ -21,7 +21,7 @@ from tests import synthetic as syn
 from tests.params import PARAMS, changed
 
 CONFIG = changed(PARAMS.validate_, min_side=32, max_side=0, workers=1, shard_size=4)
-LIMITS = PhotoLimits(min_side=32, max_pixels=40_000_000, max_bytes=30_000_000)
+LIMITS = PhotoLimits(min_side=32, max_pixels=40_000_000, max_bytes=30_000_000, max_aspect=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_each_rejected_row_has_its_reason(result) -> None:
 
 def test_counts_add_up(result) -> None:
     res, _ = result
-    for kind, total in (("photos", 19), ("label_rows", 27)):
+    for kind, total in (("photos", 21), ("label_rows", 29)):
         counts = res.metrics["per_source"]["messy"][kind]
         assert counts["total"] == total
         assert counts["usable"] + counts["rejected"] == total
@@ -105,12 +105,29 @@ def test_exif_rotation_moves_the_pixels() -> None:
         (syn.png_bytes(syn.face_like(100, 100)), changed(LIMITS, max_pixels=5000), "too_large"),
         (syn.png_bytes(syn.face_like(100, 100)), changed(LIMITS, max_bytes=100), "too_large"),
         (syn.jpeg_bytes(syn.face_like(20, 100)), LIMITS, "too_small"),
+        (syn.jpeg_bytes(syn.face_like(2000, 60)), LIMITS, "bad_aspect"),
+        (syn.jpeg_bytes(syn.face_like(60, 200)), LIMITS, "bad_aspect"),  # 3.3:1 standing up
+        (syn.png_bomb(30000, 30000), LIMITS, "too_large"),
     ],
 )
 def test_photo_limits(data: bytes, limits: PhotoLimits, reason: str) -> None:
     with pytest.raises(PhotoRejected) as err:
         normalize_photo(data, limits)
     assert err.value.reason == reason
+
+
+def test_a_bomb_is_reported_with_its_pixel_count() -> None:
+    with pytest.raises(PhotoRejected) as err:
+        normalize_photo(syn.png_bomb(30000, 30000), LIMITS)
+    assert err.value.reason == "too_large"
+    assert err.value.detail == "30000x30000 = 900,000,000 pixels > 40,000,000"
+
+
+def test_the_aspect_limit_is_a_param() -> None:
+    strip = syn.jpeg_bytes(syn.face_like(2000, 60))
+    assert normalize_photo(strip, changed(LIMITS, max_aspect=40.0)).image.size == (2000, 60)
+    square_enough = syn.jpeg_bytes(syn.face_like(120, 40))  # exactly 3:1 passes
+    assert normalize_photo(square_enough, LIMITS).image.size == (120, 40)
 
 
 def test_large_photos_are_shrunk() -> None:

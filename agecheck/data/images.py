@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +12,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from agecheck.config import PhotoLimits
 
-#: PIL's own guard against decompression bombs stays on; our limit is checked explicitly too.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+#: Decompression bombs are refused by :func:`check_size` from the header, before any pixel is decoded,
+#: under the caller's ``max_pixels``, and reported as ``too_large`` with their size. PIL's global guard
+#: would raise first, without the size, and only above its own fixed limit.
+Image.MAX_IMAGE_PIXELS = None
 
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 EXIF_ORIENTATION = 0x0112
@@ -43,6 +44,19 @@ class PhotoRejected(Exception):
         self.detail = detail
 
 
+def check_size(width: int, height: int, limits: PhotoLimits) -> None:
+    """Refuse, from the header's size alone, bombs (``too_large``), slivers and strips."""
+    if width * height > limits.max_pixels:
+        raise PhotoRejected(
+            "too_large", f"{width}x{height} = {width * height:,} pixels > {limits.max_pixels:,}"
+        )
+    if min(width, height) < limits.min_side:
+        raise PhotoRejected("too_small", f"{width}x{height} < {limits.min_side} px")
+    aspect = max(width, height) / min(width, height)
+    if aspect > limits.max_aspect:
+        raise PhotoRejected("bad_aspect", f"{width}x{height}: {aspect:.1f}:1 > {limits.max_aspect:g}:1")
+
+
 def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
     """Open and fully decode ``data``, enforcing the size limits before decoding pixels."""
     if len(data) == 0:
@@ -50,21 +64,15 @@ def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
     if len(data) > limits.max_bytes:
         raise PhotoRejected("too_large", f"{len(data)} bytes > {limits.max_bytes}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > limits.max_pixels:
-                raise PhotoRejected("too_large", f"{width}x{height} pixels > {limits.max_pixels}")
-            image.load()
+        image = Image.open(io.BytesIO(data))
+        check_size(*image.size, limits)
+        image.load()
     except PhotoRejected:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except UnidentifiedImageError as err:
         raise PhotoRejected("not_an_image", str(err)) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PhotoRejected("corrupt", str(err)) from None
-    if min(width, height) < limits.min_side:
-        raise PhotoRejected("too_small", f"{width}x{height} < {limits.min_side} px")
     return image
 
 

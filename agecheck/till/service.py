@@ -4,7 +4,11 @@
   as the ``photo`` field of a ``multipart/form-data`` form; ``?detect=false`` for a photo that is
   already a face crop. Answer: one entry per face with its box, the age estimate, an interval and
   the Challenge-25 decision.
-* ``GET /health``: ready, with the model and limits. OpenAPI docs at ``/docs``.
+* ``GET /health``: ready, with the model and limits (no token needed). OpenAPI docs at ``/docs``.
+
+With a token configured (``serve.token_env`` / ``serve.token_file``), every other request needs it
+(401 otherwise, before the body is read); at most ``serve.max_in_flight`` predictions run at once
+and the others get 503 with ``Retry-After`` at once (``agecheck.till.gate``).
 
 Hostile input is expected: the body is read into memory only up to ``max_bytes`` (413 beyond),
 only image content types are accepted (415), the pixel count is checked from the header before
@@ -38,7 +42,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params
 from agecheck.data.images import PhotoRejected, normalize_photo
 from agecheck.model.age_model import AgeModel
+from agecheck.till.access import load_tokens
 from agecheck.till.batching import Batcher
+from agecheck.till.gate import Gate
 from agecheck.till.pipeline import FaceCrops, Till
 from agecheck.till.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
 
@@ -109,9 +115,9 @@ class TillService:
 
     async def __call__(self, data: bytes, image_format: str, detect: bool) -> PredictOut:
         started = time.perf_counter()
-        try:
+        try:  # abandoned, not awaited, when the gate's timeout cancels the request
             crops, (width, height) = await anyio.to_thread.run_sync(
-                self.prepare, data, image_format, detect, limiter=self.limiter
+                self.prepare, data, image_format, detect, limiter=self.limiter, abandon_on_cancel=True
             )
         except PhotoRejected as err:
             raise BadRequest(
@@ -143,11 +149,12 @@ PREDICT_BODY = {
         **{kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/jpeg", "image/png")},
     },
 }
-ERRORS = {code: {"model": ErrorOut} for code in (400, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)}
 
 
-def create_app(till: Till, serve: ServeConfig) -> FastAPI:
-    """The FastAPI app around the till pipeline (a loaded model) and the ``serve`` params."""
+def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -> FastAPI:
+    """The FastAPI app around the till pipeline (a loaded model) and the ``serve`` params;
+    with ``tokens``, every request but ``/health`` must present one of them."""
     service = TillService(till, serve)
 
     @asynccontextmanager
@@ -163,6 +170,7 @@ def create_app(till: Till, serve: ServeConfig) -> FastAPI:
         version=version("agecheck"),
         lifespan=lifespan,
     )
+    app.add_middleware(Gate, tokens=tokens, serve=serve)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
@@ -192,7 +200,14 @@ def create_app(till: Till, serve: ServeConfig) -> FastAPI:
             "detect": till.detect.model_dump(),
             "align": till.align.model_dump(),
             "policy": till.policy.model_dump(),
-            "limits": {"max_bytes": serve.max_bytes, "max_pixels": serve.max_pixels},
+            "limits": {
+                "max_bytes": serve.max_bytes,
+                "max_pixels": serve.max_pixels,
+                "max_aspect": serve.max_aspect,
+                "max_in_flight": serve.max_in_flight,
+                "timeout_s": serve.timeout_s,
+            },
+            "token_required": bool(tokens),
             "accepted_types": sorted(IMAGE_TYPES),
         }
 
@@ -216,9 +231,11 @@ ENV_MODEL, ENV_PARAMS = "AGECHECK_MODEL", "AGECHECK_PARAMS"
 
 
 def build_app(model_path: str | Path, params: Params) -> FastAPI:
-    """The app for a saved model and the ``serve``, ``detect`` and ``policy`` params."""
+    """The app for a saved model and the ``serve``, ``detect`` and ``policy`` params; the tokens
+    are read from where ``serve`` names them."""
+    tokens = load_tokens(params.serve)
     till = Till.from_params(AgeModel.load(model_path), params)
-    return create_app(till, params.serve)
+    return create_app(till, params.serve, tokens)
 
 
 def app_from_env() -> FastAPI:

@@ -8,7 +8,6 @@ decoding (413: decompression bombs), and only the declared format's decoder ever
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from agecheck.config import PhotoLimits
-from agecheck.data.images import PhotoRejected
+from agecheck.data.images import PhotoRejected, check_size
 
 #: Content types accepted for the photo, and the Pillow decoder allowed to open each.
 IMAGE_TYPES = {
@@ -134,12 +133,7 @@ def check_header(data: bytes, image_format: str, limits: PhotoLimits) -> None:
     Only the declared format's decoder is tried, so no other Pillow plugin ever sees the bytes.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = Image.open(io.BytesIO(data), formats=(image_format,)).size
-    except Image.DecompressionBombError as err:
-        raise PhotoRejected("too_large", str(err)) from None
+        width, height = Image.open(io.BytesIO(data), formats=(image_format,)).size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise PhotoRejected("not_an_image", f"not a readable {image_format} image") from None
-    if width * height > limits.max_pixels:
-        raise PhotoRejected("too_large", f"{width}x{height} pixels > {limits.max_pixels}")
+    check_size(width, height, limits)
