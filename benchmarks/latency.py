@@ -21,8 +21,6 @@ import argparse
 import io
 import os
 import resource
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, load_params  
 from agecheck.data.images import normalize_photo  # noqa: E402
 from agecheck.model.age_model import AgeModel  # noqa: E402
 from agecheck.till.cartoon import till_frame  # noqa: E402
+from agecheck.till.local_server import local_server  # noqa: E402
 from agecheck.till.pipeline import Till  # noqa: E402
 
 
@@ -106,39 +105,11 @@ def in_process(model: Path, params: Params, runs: int) -> None:
     print(f"   per face in a batch of 16           {percentiles(per_face)}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def service(model: Path, clients: int, requests: int, workers: int) -> None:
+def service(model: Path, params: Path, clients: int, requests: int, workers: int) -> None:
     import httpx
 
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "agecheck.cli",
-        "serve",
-        "--model",
-        str(model.resolve()),
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen([*command, "--workers", str(workers)], cwd=ROOT, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.5)
+    with local_server(model, params, env={"AGECHECK_TOKEN": ""}, workers=workers) as server:
+        url = server.url
         frames = [jpeg_bytes(till_frame([(250, 120, 180)], seed=i)) for i in range(8)]
         headers = {"Content-Type": "image/jpeg"}
 
@@ -162,9 +133,6 @@ def service(model: Path, clients: int, requests: int, workers: int) -> None:
                 f"   {n} client(s) x {requests} frames: {len(times) / elapsed:5.1f} frames/s, "
                 f"request {percentiles(times)}"
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -178,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     in_process(args.model, load_params(args.params), args.runs)
     print(f"\n3. agecheck serve on 127.0.0.1 ({args.workers} worker), one-face 640x480 JPEG frames")
-    service(args.model, args.clients, args.requests, args.workers)
+    service(args.model, args.params, args.clients, args.requests, args.workers)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     server = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\n4. peak memory (max RSS): this process {own:.0f} MiB, service process {server:.0f} MiB")
