@@ -45,7 +45,7 @@ def test_metrics_account_for_everything(repo: Path) -> None:
         "rejected_by_reason": {},
     }
     messy = metrics["per_source"]["messy"]
-    assert messy["photos"]["total"] == 19 and messy["label_rows"]["total"] == 27
+    assert messy["photos"]["total"] == 21 and messy["label_rows"]["total"] == 29
     for counts in (messy["photos"], messy["label_rows"], metrics["total"]["photos"]):
         assert counts["usable"] + counts["rejected"] == counts["total"]
     assert metrics["usable"] == 70
