@@ -126,6 +126,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``agecheck export``: the model as one LiteRT file (and the face detector beside it)."""
+    import shutil
+
+    from agecheck.export.litert import export_litert
+    from agecheck.faces.detection import MODELS, _model_file
+    from agecheck.model.age_model import AgeModel
+
+    params = load_params(args.params)
+    output = args.output or Path(args.model).with_suffix(".tflite")
+    export_litert(AgeModel.load(args.model), output, args.quantize)
+    detector = _model_file(MODELS[params.detect.model][3])
+    shutil.copyfile(detector, output.parent / detector.name)
+    size = output.stat().st_size / 2**20
+    print(
+        f"export: {output} ({size:.1f} MiB, weights {args.quantize}) + {output.with_suffix('.json').name}; "
+        f"face detector {output.parent / detector.name} (BlazeFace {params.detect.model})",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """``agecheck serve``: the HTTP service until interrupted."""
     import os
@@ -225,6 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--batch-size", type=_positive, default=64, help="faces per model call (default: 64)"
         )
+
+    export = _command(
+        commands,
+        "export",
+        cmd_export,
+        "write the model as a LiteRT (.tflite) file for a till PC without TensorFlow",
+        "  agecheck export                            models/age_model.tflite (+ .json, + the detector)\n"
+        "  agecheck export --quantize float16 --output till/age_model_fp16.tflite\n"
+        "  agecheck predict frame.jpg --model models/age_model.tflite",
+    )
+    export.add_argument("--output", type=Path, help="the .tflite file (default: --model with .tflite)")
+    export.add_argument(
+        "--quantize", choices=("none", "float16"), default="none", help="weights (default: none, float32)"
+    )
 
     serve = _command(
         commands,

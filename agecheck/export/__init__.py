@@ -1,0 +1,1 @@
+"""Exporting the trained model for runtimes without TensorFlow."""

@@ -1,0 +1,74 @@
+"""``agecheck export``: the model as one LiteRT file, the same ages as the Keras model, usable by predict."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agecheck import cli
+from agecheck.errors import AgecheckError
+from agecheck.export.litert import export_litert, load_age_model
+from agecheck.model.age_model import AgeModel
+from tests import synthetic as syn
+from tests.tiny_models import save_dex_model
+
+
+@pytest.fixture(scope="module")
+def keras_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras")
+
+
+def _crops(count: int = 9) -> np.ndarray:
+    return np.stack([np.asarray(syn.face_like(32, 32, seed=i)) for i in range(count)])
+
+
+@pytest.mark.parametrize(("quantize", "tolerance"), [("none", 1e-3), ("float16", 0.2)])
+def test_exported_model_gives_the_keras_ages(
+    keras_path: Path, tmp_path: Path, quantize: str, tolerance: float
+) -> None:
+    keras_model = AgeModel.load(keras_path)
+    info = export_litert(keras_model, tmp_path / "dex.tflite", quantize)  # type: ignore[arg-type]
+    assert info["format"] == "litert" and info["input_size"] == keras_model.input_size
+    lite = load_age_model(tmp_path / "dex.tflite")
+    assert lite.outputs == keras_model.outputs and lite.has_distribution
+    crops = _crops()
+    assert np.abs(lite.predict(crops, batch_size=4) - keras_model.predict(crops)).max() <= tolerance
+    lite_estimates = lite.estimate(crops[:3], 0.8)
+    for ours, theirs in zip(lite_estimates, keras_model.estimate(crops[:3], 0.8), strict=True):
+        assert ours.low == pytest.approx(theirs.low, abs=tolerance + 0.05)
+        assert ours.interval == theirs.interval == "softmax"
+
+
+def test_predict_runs_on_the_exported_model(
+    keras_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "till" / "age.tflite"
+    assert cli.main(["export", "--model", str(keras_path), "--output", str(output)]) == 0
+    assert output.is_file() and output.with_suffix(".json").is_file()
+    assert (output.parent / "face_detection_full_range_sparse.tflite").is_file()  # the detector beside it
+    frame = tmp_path / "frame.jpg"
+    frame.write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
+    capsys.readouterr()
+    assert cli.main(["predict", str(frame), "--model", str(output)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and 0 <= float(rows[0]["age"]) <= 100
+    keras_rows = tmp_path / "keras.json"
+    cli.main(["predict", str(frame), "--model", str(keras_path), "--output", str(keras_rows)])
+    assert float(rows[0]["age"]) == pytest.approx(json.loads(keras_rows.read_text())[0]["age"], abs=0.051)
+
+
+def test_bad_litert_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
+    with pytest.raises(AgecheckError, match="no LiteRT model at"):
+        load_age_model(tmp_path / "missing.tflite")
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer")
+    broken.with_suffix(".json").write_text(json.dumps({"input_size": 32}))
+    with pytest.raises(AgecheckError, match="cannot load LiteRT model"):
+        load_age_model(broken)
+    with pytest.raises(AgecheckError, match="must end in .tflite"):
+        export_litert(AgeModel.load(keras_path), tmp_path / "model.bin")
