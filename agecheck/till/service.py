@@ -115,9 +115,12 @@ class TillService:
 
     async def __call__(self, data: bytes, image_format: str, detect: bool) -> PredictOut:
         started = time.perf_counter()
-        try:  # abandoned, not awaited, when the gate's timeout cancels the request
+        # Not abandoned when the gate's timeout cancels the request: a decode + detection already
+        # running (bounded by the photo limits) finishes first, so the threads doing CPU work
+        # never outnumber serve.cpu_threads, however many requests time out.
+        try:
             crops, (width, height) = await anyio.to_thread.run_sync(
-                self.prepare, data, image_format, detect, limiter=self.limiter, abandon_on_cancel=True
+                self.prepare, data, image_format, detect, limiter=self.limiter
             )
         except PhotoRejected as err:
             raise BadRequest(
