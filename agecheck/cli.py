@@ -20,6 +20,9 @@ from agecheck.errors import AgecheckError, exit_on_error
 if TYPE_CHECKING:
     pass
 
+#: Where ``agecheck export`` writes by default (git-ignored; not a DVC output).
+EXPORT_DIR = Path("export")
+
 EXIT_CODES = """exit status:
   0    done (predict: at least one photo was read)
   1    predict: no photo could be read
@@ -135,13 +138,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agecheck.model.age_model import AgeModel
 
     params = load_params(args.params)
-    output = args.output or Path(args.model).with_suffix(".tflite")
+    output = args.output or EXPORT_DIR / Path(args.model).with_suffix(".tflite").name
     export_litert(AgeModel.load(args.model), output, args.quantize)
     detector = _model_file(MODELS[params.detect.model][3])
     shutil.copyfile(detector, output.parent / detector.name)
     size = output.stat().st_size / 2**20
     print(
-        f"export: {output} ({size:.1f} MiB, weights {args.quantize}) + {output.with_suffix('.json').name}; "
+        f"export: {output} ({size:.1f} MiB, weights {args.quantize}) + {output.name}.json; "
         f"face detector {output.parent / detector.name} (BlazeFace {params.detect.model})",
         file=sys.stderr,
     )
@@ -160,7 +163,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     host, port = args.host or params.serve.host, args.port or params.serve.port
     workers = args.workers or params.serve.workers
-    check_exposure(host, load_tokens(params.serve), args.open)
+    tokens = load_tokens(params.serve)
+    check_exposure(host, tokens, args.open)
+    if not tokens:
+        print(
+            f"warning: no API token configured (serve.token_env, serve.token_file): whatever can reach "
+            f"{host}:{port} may send photos; never put a proxy in front of it without a token",
+            file=sys.stderr,
+        )
     if workers == 1:
         app = service.build_app(args.model, params)  # a bad model fails here, with a one-line error
         uvicorn.run(app, host=host, port=port, log_level="info")
@@ -253,11 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         cmd_export,
         "write the model as a LiteRT (.tflite) file for a till PC without TensorFlow",
-        "  agecheck export                            models/age_model.tflite (+ .json, + the detector)\n"
+        "  agecheck export                       export/age_model.tflite (+ .tflite.json, + the detector)\n"
         "  agecheck export --quantize float16 --output till/age_model_fp16.tflite\n"
-        "  agecheck predict frame.jpg --model models/age_model.tflite",
+        "  agecheck predict frame.jpg --model export/age_model.tflite",
     )
-    export.add_argument("--output", type=Path, help="the .tflite file (default: --model with .tflite)")
+    export.add_argument(
+        "--output", type=Path, help=f"the .tflite file (default: {EXPORT_DIR}/ + the model's name .tflite)"
+    )
     export.add_argument(
         "--quantize", choices=("none", "float16"), default="none", help="weights (default: none, float32)"
     )

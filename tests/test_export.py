@@ -49,7 +49,7 @@ def test_predict_runs_on_the_exported_model(
 ) -> None:
     output = tmp_path / "till" / "age.tflite"
     assert cli.main(["export", "--model", str(keras_path), "--output", str(output)]) == 0
-    assert output.is_file() and output.with_suffix(".json").is_file()
+    assert output.is_file() and (output.parent / "age.tflite.json").is_file()
     assert (output.parent / "face_detection_full_range_sparse.tflite").is_file()  # the detector beside it
     frame = tmp_path / "frame.jpg"
     frame.write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
@@ -62,12 +62,32 @@ def test_predict_runs_on_the_exported_model(
     assert float(rows[0]["age"]) == pytest.approx(json.loads(keras_rows.read_text())[0]["age"], abs=0.051)
 
 
+def test_the_default_export_leaves_the_keras_model_alone(
+    keras_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported beside nothing DVC tracks: ``export/``, with a ``.tflite.json`` sidecar."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("age_model.keras", "age_model.json"):
+        (models / name).write_bytes((keras_path.parent / ("dex" + Path(name).suffix)).read_bytes())
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", "--model", "models/age_model.keras"]) == 0
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+    exported = sorted(p.name for p in (tmp_path / "export").iterdir())
+    assert exported == [
+        "age_model.tflite",
+        "age_model.tflite.json",
+        "face_detection_full_range_sparse.tflite",
+    ]
+
+
 def test_bad_litert_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
     with pytest.raises(AgecheckError, match="no LiteRT model at"):
         load_age_model(tmp_path / "missing.tflite")
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a flatbuffer")
-    broken.with_suffix(".json").write_text(json.dumps({"input_size": 32}))
+    (tmp_path / "broken.tflite.json").write_text(json.dumps({"input_size": 32}))
     with pytest.raises(AgecheckError, match="cannot load LiteRT model"):
         load_age_model(broken)
     with pytest.raises(AgecheckError, match="must end in .tflite"):

@@ -197,6 +197,27 @@ def test_nothing_about_the_photo_is_logged(client: TestClient, caplog: pytest.Lo
     assert "secret text" not in logged and str(age) not in logged and data[:64].hex() not in logged
 
 
+def test_batcher_skips_requests_that_went_away() -> None:
+    ran: list[int] = []
+
+    def run(batch: np.ndarray) -> list[float]:
+        ran.append(len(batch))
+        return [0.0] * len(batch)
+
+    async def scenario() -> list[float]:
+        batcher = Batcher(run, max_batch=16, max_wait=0.0)  # type: ignore[arg-type]
+        gone = asyncio.ensure_future(batcher.submit(np.zeros((5, 2, 2, 3), dtype=np.uint8)))
+        await asyncio.sleep(0)  # queued
+        gone.cancel()  # the gate's timeout
+        batcher.start()
+        result = await batcher.submit(np.zeros((2, 2, 2, 3), dtype=np.uint8))
+        await batcher.stop()
+        return result
+
+    assert asyncio.run(scenario()) == [0.0, 0.0]
+    assert ran == [2]  # the cancelled request's 5 crops never reached the model
+
+
 def test_batcher_joins_concurrent_requests() -> None:
     sizes: list[int] = []
 

@@ -270,3 +270,19 @@ def test_a_real_prediction_over_the_timeout(model: AgeModel) -> None:
         assert answer.headers["retry-after"] == "1"
         till.crops = original  # type: ignore[method-assign]
         assert test_client.post("/predict", content=FRAME, headers=JPEG).status_code == 200
+
+
+def test_websockets_are_closed_when_tokens_are_set() -> None:
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError("a websocket reached the app")
+
+    sent: list[dict] = []
+
+    async def scenario() -> None:
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await _gate(app)({"type": "websocket", "path": "/predict", "headers": []}, None, send)
+
+    anyio.run(scenario)
+    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -25,7 +25,9 @@ FILE_NAME = "alice_smith_born_2008.jpg"
 
 
 def _frames() -> list[bytes]:
-    return [syn.jpeg_bytes(syn.till_frame([(150 + 20 * i, 120, 180)], seed=i)) for i in range(6)]
+    """Large frames (decode + detection take a while), so concurrent posts outrun max_in_flight."""
+    frames = [syn.till_frame([(150 + 20 * i, 120, 180)], seed=i) for i in range(6)]
+    return [syn.jpeg_bytes(frame.resize((1920, 1440))) for frame in frames]
 
 
 async def _traffic(url: str, frames: list[bytes]) -> tuple[list[float], list[int]]:
@@ -43,7 +45,7 @@ async def _traffic(url: str, frames: list[bytes]) -> tuple[list[float], list[int
             if answer.status_code == 200:
                 ages.extend(face["age"] for face in answer.json()["faces"])
 
-        await asyncio.gather(*(post(frames[i % len(frames)]) for i in range(24)))
+        await asyncio.gather(*(post(frames[i % len(frames)]) for i in range(40)))
         bad = [
             (syn.png_bomb(30000, 30000), "image/png"),
             (syn.jpeg_bytes(syn.face_like(2000, 60)), "image/jpeg"),

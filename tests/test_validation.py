@@ -123,6 +123,15 @@ def test_a_bomb_is_reported_with_its_pixel_count() -> None:
     assert err.value.detail == "30000x30000 = 900,000,000 pixels > 40,000,000"
 
 
+def test_formats_that_decode_on_open_are_refused() -> None:
+    """ICO decodes its embedded images while being opened, before any size check could run."""
+    buffer = io.BytesIO()
+    syn.face_like(64, 64).save(buffer, format="ICO")
+    with pytest.raises(PhotoRejected) as err:
+        normalize_photo(buffer.getvalue(), LIMITS)
+    assert err.value.reason == "not_an_image" and "JPEG" in err.value.detail
+
+
 def test_the_aspect_limit_is_a_param() -> None:
     strip = syn.jpeg_bytes(syn.face_like(2000, 60))
     assert normalize_photo(strip, changed(LIMITS, max_aspect=40.0)).image.size == (2000, 60)

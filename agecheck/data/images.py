@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from agecheck.config import PhotoLimits
 
 #: Decompression bombs are refused by :func:`check_size` from the header, before any pixel is decoded,
-#: under the caller's ``max_pixels``, and reported as ``too_large`` with their size. PIL's global guard
-#: would raise first, without the size, and only above its own fixed limit.
-Image.MAX_IMAGE_PIXELS = None
+#: under the caller's ``max_pixels``, and reported as ``too_large`` with their size. PIL's own guard
+#: stays as a backstop, far above any ``max_pixels`` so that ours speaks first (it raises at twice this).
+Image.MAX_IMAGE_PIXELS = 1_000_000_000
+#: The only decoders that see a photo. Some others (ICO, ICNS) decode embedded images while merely
+#: opening the file, before its size can be checked.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 EXIF_ORIENTATION = 0x0112
@@ -64,13 +68,17 @@ def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
     if len(data) > limits.max_bytes:
         raise PhotoRejected("too_large", f"{len(data)} bytes > {limits.max_bytes}")
     try:
-        image = Image.open(io.BytesIO(data))
-        check_size(*image.size, limits)
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)
+            check_size(*image.size, limits)
+            image.load()
     except PhotoRejected:
         raise
-    except UnidentifiedImageError as err:
-        raise PhotoRejected("not_an_image", str(err)) from None
+    except UnidentifiedImageError:
+        raise PhotoRejected("not_an_image", f"not a {', '.join(PHOTO_FORMATS)} image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise PhotoRejected("too_large", str(err)) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise PhotoRejected("corrupt", str(err)) from None
     return image

@@ -10,7 +10,7 @@ model, so the one wrapper serves both; :func:`load_age_model` picks by the file'
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +18,15 @@ from typing import Any, Literal
 import numpy as np
 
 from agecheck.errors import AgecheckError
-from agecheck.model.age_model import AgeModel, sidecar
+from agecheck.model.age_model import AgeModel
 
 LITERT_SUFFIX = ".tflite"
 Quantize = Literal["none", "float16"]
+
+
+def litert_sidecar(path: Path) -> Path:
+    """``age_model.tflite.json``: never the Keras model's ``age_model.json`` in the same folder."""
+    return path.with_name(path.name + ".json")
 
 
 class LiteRTModel:
@@ -53,9 +58,10 @@ def load_age_model(path: str | Path) -> AgeModel:
     path = Path(path)
     if path.suffix != LITERT_SUFFIX:
         return AgeModel.load(path)
-    if not path.is_file() or not sidecar(path).is_file():
-        raise AgecheckError(f"no LiteRT model at {path} (with {sidecar(path).name}); run `agecheck export`")
-    info = json.loads(sidecar(path).read_text(encoding="utf-8"))
+    meta = litert_sidecar(path)
+    if not path.is_file() or not meta.is_file():
+        raise AgecheckError(f"no LiteRT model at {path} (with {meta.name}); run `agecheck export`")
+    info = json.loads(meta.read_text(encoding="utf-8"))
     return AgeModel(LiteRTModel(path), info)
 
 
@@ -72,11 +78,13 @@ def export_litert(model: AgeModel, out: Path, quantize: Quantize = "none") -> di
             "target_spec": {"supported_types": [tf.float16]},
         }
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:  # written whole, then moved: never a half file at ``out``
+    info = {**model.info, "format": "litert", "quantize": quantize}
+    # both files written whole beside their places, then renamed: never a half file at ``out``
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         part = Path(tmp) / out.name
         # Keras sets each extra keyword on the TFLite converter (target_spec's keys on its target_spec)
         model.model.export(str(part), format="litert", verbose=False, **options)
-        shutil.move(part, out)
-    info = {**model.info, "format": "litert", "quantize": quantize}
-    sidecar(out).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        litert_sidecar(part).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(part, out)
+        os.replace(litert_sidecar(part), litert_sidecar(out))
     return info

@@ -62,7 +62,10 @@ class Batcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._next_batch()
+            # a request that timed out (its future cancelled) costs the model nothing
+            items = [item for item in await self._next_batch() if not item[1].done()]
+            if not items:
+                continue
             batch = np.concatenate([crops for crops, _ in items])
             try:
                 estimates = await loop.run_in_executor(self.executor, self.run, batch)

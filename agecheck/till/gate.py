@@ -59,6 +59,9 @@ class Gate:
         self.retry = {"retry-after": str(serve.retry_after_s)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.tokens:  # the service has none: never let one in
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
