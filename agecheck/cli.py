@@ -165,6 +165,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or params.serve.workers
     tokens = load_tokens(params.serve)
     check_exposure(host, tokens, args.open)
+    if workers == 1:
+        app = service.build_app(args.model, params)  # a bad model fails here, with a one-line error
+    else:  # each worker process loads its own model through the factory
+        from agecheck.model.age_model import AgeModel
+
+        AgeModel.load(args.model)  # fail early, with a one-line error, on a bad model
+        os.environ[service.ENV_MODEL], os.environ[service.ENV_PARAMS] = str(args.model), str(args.params)
     if not tokens:
         print(
             f"warning: no API token configured (serve.token_env, serve.token_file): whatever can reach "
@@ -172,13 +179,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if workers == 1:
-        app = service.build_app(args.model, params)  # a bad model fails here, with a one-line error
         uvicorn.run(app, host=host, port=port, log_level="info")
-    else:  # each worker process loads its own model through the factory
-        from agecheck.model.age_model import AgeModel
-
-        AgeModel.load(args.model)  # fail early, with a one-line error, on a bad model
-        os.environ[service.ENV_MODEL], os.environ[service.ENV_PARAMS] = str(args.model), str(args.params)
+    else:
         uvicorn.run(f"{service.__name__}:app_from_env", factory=True, host=host, port=port, workers=workers)
     return 0
 

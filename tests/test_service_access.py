@@ -99,6 +99,20 @@ def test_agecheck_serve_refuses_an_open_lan_bind(
     assert exit_info.value.code == 2 and "\n" not in err and "--open" in err and not started
 
 
+def test_agecheck_serve_without_a_token_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = save_dex_model(tmp_path / "dex.keras")
+    started: list[object] = []
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: started.append(args))
+    monkeypatch.delenv("AGECHECK_TOKEN", raising=False)
+    assert cli.main(["serve", "--model", str(model)]) == 0
+    assert started and "warning: no API token configured" in capsys.readouterr().err
+    monkeypatch.setenv("AGECHECK_TOKEN", TOKEN)
+    assert cli.main(["serve", "--model", str(model)]) == 0
+    assert len(started) == 2 and "warning" not in capsys.readouterr().err
+
+
 def test_tokens_are_compared_in_constant_time_with_every_token(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
     real = access.hmac.compare_digest
