@@ -134,13 +134,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
     from agecheck.export.litert import export_litert
-    from agecheck.faces.detection import MODELS, _model_file
+    from agecheck.faces.detection import detector_file
     from agecheck.model.age_model import AgeModel
 
     params = load_params(args.params)
     output = args.output or EXPORT_DIR / Path(args.model).with_suffix(".tflite").name
     export_litert(AgeModel.load(args.model), output, args.quantize)
-    detector = _model_file(MODELS[params.detect.model][3])
+    detector = detector_file(params.detect.model)
     shutil.copyfile(detector, output.parent / detector.name)
     size = output.stat().st_size / 2**20
     print(

@@ -113,6 +113,8 @@ BAD_RAW = {
     "text file said to be a JPEG": (b"this is not a photo\n", "image/jpeg", 415, "not_an_image"),
     "truncated JPEG": (syn.jpeg_bytes(syn.face_like(256, 256))[:2000], "image/jpeg", 422, "corrupt"),
     "PNG claiming 20000x20000": (syn.png_bomb(20000, 20000), "image/png", 413, "too_large"),
+    # beyond Pillow's own bomb guard too (it raises before any size check could run)
+    "PNG claiming 50000x50000": (syn.png_bomb(50000, 50000), "image/png", 413, "too_large"),
     "over the upload limit": (b"\xff\xd8" + b"\0" * MAX_BYTES, "image/jpeg", 413, "too_large"),
     "wrong content type": (
         syn.jpeg_bytes(syn.face_like()),

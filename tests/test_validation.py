@@ -108,6 +108,7 @@ def test_exif_rotation_moves_the_pixels() -> None:
         (syn.jpeg_bytes(syn.face_like(2000, 60)), LIMITS, "bad_aspect"),
         (syn.jpeg_bytes(syn.face_like(60, 200)), LIMITS, "bad_aspect"),  # 3.3:1 standing up
         (syn.png_bomb(30000, 30000), LIMITS, "too_large"),
+        (syn.png_bomb(50000, 50000), LIMITS, "too_large"),  # past Pillow's own guard
     ],
 )
 def test_photo_limits(data: bytes, limits: PhotoLimits, reason: str) -> None:

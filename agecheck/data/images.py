@@ -61,6 +61,21 @@ def check_size(width: int, height: int, limits: PhotoLimits) -> None:
         raise PhotoRejected("bad_aspect", f"{width}x{height}: {aspect:.1f}:1 > {limits.max_aspect:g}:1")
 
 
+def open_photo(data: bytes, limits: PhotoLimits, formats: tuple[str, ...] = PHOTO_FORMATS) -> Image.Image:
+    """Open ``data`` (its header only: no pixel decoded yet) with ``formats``' decoders alone, and
+    refuse it by its size. Unreadable headers raise Pillow's own errors, for the caller to name."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError:
+        raise PhotoRejected("not_an_image", f"not a readable {', '.join(formats)} image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise PhotoRejected("too_large", str(err)) from None
+    check_size(*image.size, limits)
+    return image
+
+
 def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
     """Open and fully decode ``data``, enforcing the size limits before decoding pixels."""
     if len(data) == 0:
@@ -68,17 +83,8 @@ def _open_checked(data: bytes, limits: PhotoLimits) -> Image.Image:
     if len(data) > limits.max_bytes:
         raise PhotoRejected("too_large", f"{len(data)} bytes > {limits.max_bytes}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)
-            check_size(*image.size, limits)
-            image.load()
-    except PhotoRejected:
-        raise
-    except UnidentifiedImageError:
-        raise PhotoRejected("not_an_image", f"not a {', '.join(PHOTO_FORMATS)} image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise PhotoRejected("too_large", str(err)) from None
+        image = open_photo(data, limits)
+        image.load()
     except (OSError, SyntaxError, ValueError) as err:
         raise PhotoRejected("corrupt", str(err)) from None
     return image

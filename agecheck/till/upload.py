@@ -7,15 +7,13 @@ decoding (413: decompression bombs), and only the declared format's decoder ever
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from fastapi import Request
-from PIL import Image, UnidentifiedImageError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from agecheck.config import PhotoLimits
-from agecheck.data.images import PhotoRejected, check_size
+from agecheck.data.images import PhotoRejected, open_photo
 
 #: Content types accepted for the photo, and the Pillow decoder allowed to open each.
 IMAGE_TYPES = {
@@ -133,7 +131,6 @@ def check_header(data: bytes, image_format: str, limits: PhotoLimits) -> None:
     Only the declared format's decoder is tried, so no other Pillow plugin ever sees the bytes.
     """
     try:
-        width, height = Image.open(io.BytesIO(data), formats=(image_format,)).size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        open_photo(data, limits, (image_format,))
+    except (OSError, SyntaxError, ValueError):
         raise PhotoRejected("not_an_image", f"not a readable {image_format} image") from None
-    check_size(width, height, limits)
