@@ -273,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, help=f"the .tflite file (default: {EXPORT_DIR}/ + the model's name .tflite)"
     )
     export.add_argument(
+        "--format",
+        choices=("tflite",),
+        default="tflite",
+        help="tflite: LiteRT, no TensorFlow needed (ONNX: no maintained converter for TF 2.21 installs here)",
+    )
+    export.add_argument(
         "--quantize", choices=("none", "float16"), default="none", help="weights (default: none, float32)"
     )
 

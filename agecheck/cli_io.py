@@ -74,11 +74,11 @@ def chunked(files: Sequence[Path], batch_size: int, run: Callable[[Sequence[Path
 
 def load_till(args: argparse.Namespace) -> tuple[Till, Params]:
     """The till pipeline for ``--model`` with the ``detect``, ``policy`` and ``serve`` params."""
-    from agecheck.export.litert import load_age_model
+    from agecheck.model.age_model import AgeModel
     from agecheck.till.pipeline import Till
 
     params = load_params(args.params)
-    model = load_age_model(args.model)
+    model = AgeModel.load(args.model)
     return Till.from_params(model, params), params
 
 

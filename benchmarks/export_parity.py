@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agecheck.config import DEFAULT_MODEL, load_params  # noqa: E402
-from agecheck.export.litert import export_litert, load_age_model  # noqa: E402
+from agecheck.export.litert import export_litert  # noqa: E402
 from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
 from agecheck.model.age_model import AgeModel  # noqa: E402
 
@@ -61,7 +61,7 @@ def main() -> None:
         for quantize in ("none", "float16"):
             path = Path(tmp) / f"age_{quantize}.tflite"
             export_litert(keras_model, path, quantize)  # type: ignore[arg-type]
-            models[f"litert {quantize}"] = (load_age_model(path), path.stat().st_size)
+            models[f"litert {quantize}"] = (AgeModel.load(path), path.stat().st_size)
         for name, (model, size) in models.items():
             ages = reference if name == "keras" else model.predict(images)
             diff = np.abs(ages - reference)

@@ -1,12 +1,14 @@
 """Latency, throughput and memory of the till code on this machine's CPU.
 
-    python benchmarks/latency.py [--model models/age_model.keras] [--runs 100] [--clients 4]
+    python benchmarks/latency.py [--model models/age_model.keras [export/age_model.tflite ...]]
+                                 [--runs 100] [--clients 4]
 
 Prints:
 
 1. in-process latency (p50/p95) of one 640 x 480 JPEG frame with one face: decode + BlazeFace
    detection + crop + age estimate (with interval), and its parts;
 2. the same for a pre-cropped face (200 x 200 JPEG, no detection);
+   (1. and 2. for each ``--model``, e.g. the Keras model and its LiteRT export, with file sizes)
 3. the throughput of ``agecheck serve`` (started here on 127.0.0.1, stopped at the end) with
    ``--clients`` concurrent HTTP clients posting one-face frames, and their request latency;
 4. peak memory (max RSS) of this process and of the server process.
@@ -89,7 +91,10 @@ def in_process(model: Path, params: Params, runs: int) -> None:
     def pre_cropped() -> None:
         till.estimate(till.crops(decode(face), detect=False).arrays)
 
-    print(f"model {model} ({size} px), detector BlazeFace {params.detect.model}, CPU cores {os.cpu_count()}")
+    print(
+        f"\nmodel {model} ({model.stat().st_size / 2**20:.1f} MiB, {size} px), "
+        f"detector BlazeFace {params.detect.model}, CPU cores {os.cpu_count()}"
+    )
     print("\n1. one 640x480 JPEG frame with one face, in process")
     print(f"   decode + detect + crop + estimate   {percentiles(timed(whole_frame, runs))}")
     print(f"     decode (JPEG, EXIF, RGB)          {percentiles(timed(lambda: decode(frame), runs))}")
@@ -137,16 +142,19 @@ def service(model: Path, params: Path, clients: int, requests: int, workers: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--model", type=Path, nargs="+", default=[DEFAULT_MODEL], help="one or more (.keras, .tflite)"
+    )
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=25, help="frames per client")
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     args = parser.parse_args()
-    in_process(args.model, load_params(args.params), args.runs)
-    print(f"\n3. agecheck serve on 127.0.0.1 ({args.workers} worker), one-face 640x480 JPEG frames")
-    service(args.model, args.params, args.clients, args.requests, args.workers)
+    for model in args.model:
+        in_process(model, load_params(args.params), args.runs)
+    print(f"\n3. agecheck serve on 127.0.0.1 ({args.workers} worker), {args.model[0]}, one-face frames")
+    service(args.model[0], args.params, args.clients, args.requests, args.workers)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     server = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\n4. peak memory (max RSS): this process {own:.0f} MiB, service process {server:.0f} MiB")

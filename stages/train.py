@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
 import agecheck.model.backbones.registry as registry
 from agecheck.config import Params, load_params
@@ -22,11 +19,16 @@ from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.metrics import age_metrics
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
-from agecheck.model.batches import Batches
-from agecheck.model.training import AgeNet, fit
+from agecheck.model.batches import Examples
+from agecheck.model.checkpoints import EpochCheckpoints, inputs_fingerprint
+from agecheck.model.distribution import read_cluster, training_strategy
+from agecheck.model.training import AgeNet, Trainer
 
 FEATURES = Path("data/features")
+BACKBONE = Path("models/backbone.keras")
 MODEL = Path("models/age_model.keras")
+#: The state after each epoch, so that a killed run resumes (removed once the model is saved).
+CHECKPOINTS = Path("models/train_checkpoint")
 
 
 def _inputs(split: str, params: Params, full: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -42,27 +44,47 @@ def _inputs(split: str, params: Params, full: bool) -> tuple[np.ndarray, np.ndar
     return np.load(FEATURES / f"{split}.npy"), flipped, ages
 
 
+def _fingerprint(params: Params) -> str:
+    """What the checkpoints are valid for: the params that shape training and the input files."""
+    files = [BACKBONE, *FEATURES.iterdir(), *Path("data/faces").iterdir()]
+    settings = {name: getattr(params, name).model_dump() for name in ("model", "train", "align")}
+    return inputs_fingerprint(settings, files)
+
+
+def _log_epoch(live: Live, logs: dict[str, float]) -> None:
+    """One epoch in DVCLive's plots, named as DVCLive's Keras callback names them."""
+    for name, value in logs.items():
+        live.log_metric(name.replace("val_", "eval/") if name.startswith("val_") else f"train/{name}", value)
+    live.next_step()
+
+
 @exit_on_error
 def main() -> None:
     params = load_params()
     cfg, size, cut = params.train, params.model.image_size, params.model.cut_block
     full = cfg.mode == "full"
-    # full fine-tuning (meant for GPU machines) trains on every visible device
-    scope = tf.distribute.MirroredStrategy().scope() if full else contextlib.nullcontext()
+    cluster = read_cluster()
+    strategy = training_strategy(cluster, full)  # first: TensorFlow's multi-worker runtime starts here
     x_train, f_train, y_train = _inputs("train", params, full)
     x_val, f_val, y_val = _inputs("val", params, full)
+    weights = band_balance_weights(y_train, cfg.age_balance) if cfg.age_balance else None
     started = time.monotonic()
-    with scope, Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:
+    with strategy.scope():
         keras.utils.set_random_seed(cfg.seed)  # the head's initial weights too
-        backbone = keras.saving.load_model("models/backbone.keras")
+        backbone = keras.saving.load_model(BACKBONE)
         lower, upper = registry.split_backbone(backbone, -1 if full else cut)
         net = AgeNet(lower, upper, cfg)
-        weights = band_balance_weights(y_train, cfg.age_balance) if cfg.age_balance else None
-        train = Batches(
-            x_train, y_train, cfg.batch_size, cfg.seed, f_train if cfg.flip else None, weights=weights
-        )
-        val = Batches(x_val, y_val, cfg.batch_size, cfg.seed, shuffle=False)
-        best = fit(net, train, val, [DVCLiveCallback(live=live)])
+    trainer = Trainer(
+        net,
+        strategy,
+        Examples(x_train, y_train, weights, f_train if cfg.flip else None),
+        Examples(x_val, y_val),
+    )
+    checkpoints = EpochCheckpoints(CHECKPOINTS, _fingerprint(params))
+    if cluster.workers > 1:
+        print(f"train: worker {cluster.rank} of {cluster.workers} ({strategy.num_replicas_in_sync} replicas)")
+    with Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:
+        best = trainer.fit(checkpoints, lambda epoch, logs: _log_epoch(live, logs))
         val_pred = net.predict_ages(x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
         live.summary["best_val_mae"] = round(best, 3)
         live.summary["val_mae_tta"] = round(float(np.mean(np.abs(val_pred - y_val))), 3)
@@ -72,6 +94,7 @@ def main() -> None:
         live.summary["val_teen_pass_rate"] = minor_pass(
             y_val, val_pred, policy.threshold, policy.legal_age, TEEN_AGE
         ).value
+        live.summary["workers"] = cluster.workers
         live.summary["train_seconds"] = round(time.monotonic() - started, 1)
     info = {
         "backbone": backbone.name,
@@ -81,6 +104,7 @@ def main() -> None:
         "val_mae": live.summary["val_mae_tta"],
     }
     AgeModel.save(net.full_model(size), MODEL, size, info)
+    checkpoints.clear()
     print(
         f"train: best val MAE {best:.2f} (with flip averaging {live.summary['val_mae_tta']:.2f}) "
         f"in {live.summary['train_seconds']:.0f} s -> {MODEL}"

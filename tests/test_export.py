@@ -12,7 +12,7 @@ import pytest
 
 from agecheck import cli
 from agecheck.errors import AgecheckError
-from agecheck.export.litert import export_litert, load_age_model
+from agecheck.export.litert import export_litert
 from agecheck.model.age_model import AgeModel
 from tests import synthetic as syn
 from tests.tiny_models import save_dex_model
@@ -34,7 +34,7 @@ def test_exported_model_gives_the_keras_ages(
     keras_model = AgeModel.load(keras_path)
     info = export_litert(keras_model, tmp_path / "dex.tflite", quantize)  # type: ignore[arg-type]
     assert info["format"] == "litert" and info["input_size"] == keras_model.input_size
-    lite = load_age_model(tmp_path / "dex.tflite")
+    lite = AgeModel.load(tmp_path / "dex.tflite")
     assert lite.outputs == keras_model.outputs and lite.has_distribution
     crops = _crops()
     assert np.abs(lite.predict(crops, batch_size=4) - keras_model.predict(crops)).max() <= tolerance
@@ -83,12 +83,15 @@ def test_the_default_export_leaves_the_keras_model_alone(
 
 
 def test_bad_litert_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
-    with pytest.raises(AgecheckError, match="no LiteRT model at"):
-        load_age_model(tmp_path / "missing.tflite")
+    with pytest.raises(
+        AgecheckError,
+        match=r"no trained model at .*missing.tflite \(with missing.tflite.json\); run `agecheck export`",
+    ):
+        AgeModel.load(tmp_path / "missing.tflite")
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a flatbuffer")
     (tmp_path / "broken.tflite.json").write_text(json.dumps({"input_size": 32}))
     with pytest.raises(AgecheckError, match="cannot load LiteRT model"):
-        load_age_model(broken)
+        AgeModel.load(broken)
     with pytest.raises(AgecheckError, match="must end in .tflite"):
         export_litert(AgeModel.load(keras_path), tmp_path / "model.bin")

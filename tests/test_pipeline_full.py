@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import synthetic as syn
@@ -103,6 +109,71 @@ def test_predict_cli_uses_the_trained_model(repo: Path) -> None:
     photo = repo.parent / "one" / "final_files" / "000.jpg"
     done = run(repo, "agecheck", "predict", str(photo), "--model", "models/age_model.keras")
     assert "000.jpg" in done.stdout
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_workers_train_one_model(repo: Path, tmp_path: Path) -> None:
+    """The train stage as two TensorFlow workers on 127.0.0.1, each with its own copy of the project
+    and its data (as two machines would have): they train together and end with the same model."""
+    from agecheck.model.age_model import AgeModel
+
+    copies = [shutil.copytree(repo, tmp_path / f"worker{i}", symlinks=True) for i in range(2)]
+    for copy in copies:
+        (copy / "models/age_model.keras").unlink()
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "stages/train.py"],
+            cwd=copy,
+            env={
+                **os.environ,
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i, copy in enumerate(copies)
+    ]
+    try:
+        outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for i, (worker, output) in enumerate(zip(workers, outputs, strict=True)):
+        assert worker.returncode == 0, output
+        assert f"train: worker {i} of 2 (2 replicas)" in output
+    weights = [AgeModel.load(copy / "models/age_model.keras").model.get_weights() for copy in copies]
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+    single = AgeModel.load(repo / "models/age_model.keras").model.get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], single, strict=True))  # it trained
+    assert json.loads((copies[0] / "metrics/train/metrics.json").read_text())["workers"] == 2
+    assert not (copies[0] / "models/train_checkpoint").exists()  # removed once the model is saved
+    photo = repo.parent / "one" / "final_files" / "000.jpg"
+    done = run(copies[0], "agecheck", "predict", str(photo), "--model", "models/age_model.keras")
+    assert "000.jpg" in done.stdout
+
+
+def test_bad_tf_config_is_one_line(repo: Path) -> None:
+    env = {**os.environ, "TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 0}}'}
+    done = subprocess.run(
+        [sys.executable, "stages/train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith('error: TF_CONFIG (see docs/scaling.md) has no "task"')
+    )
 
 
 def test_experiment_changes_only_training(repo: Path) -> None:

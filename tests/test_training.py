@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from agecheck.config import DEFAULT_PARAMS, parse_params
@@ -15,10 +16,11 @@ from agecheck.data.age_bands import band_balance_weights
 from agecheck.errors import AgecheckError
 from agecheck.model.age_model import AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
-from agecheck.model.batches import Batches
+from agecheck.model.batches import Examples, epoch_batches
+from agecheck.model.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.model.heads import AGE, AGE_PROBS
 from agecheck.model.losses import ldl_loss
-from agecheck.model.training import AgeNet, fine_tune_schedule, fit
+from agecheck.model.training import AgeNet, Trainer, fine_tune_schedule
 from tests import synthetic as syn
 from tests.params import train_config
 
@@ -44,12 +46,11 @@ def test_one_training_step_per_backbone(name: str) -> None:
     assert lower is not None
     images = _images(4, MIN_SIZE.get(name, SIZE))
     features = np.asarray(lower.predict(images.astype(np.float32), verbose=0))
-    net = AgeNet(lower, upper, train_config(head="regression", loss="l1"))
-    net.set_upper_trainable(True)
-    net.compile(1e-3)
+    cfg = train_config(head="regression", loss="l1", head_epochs=0, epochs=1, batch_size=4, lr=1e-3)
+    net = AgeNet(lower, upper, cfg)
     before = [w.copy() for w in net.train_model.get_weights()]
-    loss = net.train_model.train_on_batch(features, np.array([10, 20, 30, 40], dtype=np.float32))
-    assert np.isfinite(loss).all()
+    examples = Examples(features, np.array([10, 20, 30, 40], dtype=np.float32))
+    assert np.isfinite(Trainer(net, tf.distribute.get_strategy(), examples, examples).fit())
     changed = [not np.array_equal(a, b) for a, b in zip(before, net.train_model.get_weights(), strict=True)]
     assert any(changed)
     frozen = [
@@ -78,7 +79,10 @@ def test_fit_and_saved_model_round_trip(tmp_path: Path, loss: str) -> None:
     flipped = np.asarray(lower.predict(images[:, :, ::-1].astype(np.float32), verbose=0)).astype(np.float16)
     cfg = train_config(head="dex", head_epochs=1, epochs=1, batch_size=8, loss=loss)
     net = AgeNet(lower, upper, cfg)
-    best = fit(net, Batches(feats, ages, 8, 0, flipped), Batches(feats, ages, 8, 0, shuffle=False), [])
+    trainer = Trainer(
+        net, tf.distribute.get_strategy(), Examples(feats, ages, x_flip=flipped), Examples(feats, ages)
+    )
+    best = trainer.fit()
     assert np.isfinite(best)
     expected = net.predict_ages(feats, flipped, 8)
     AgeModel.save(net.full_model(SIZE), tmp_path / "m.keras", SIZE, {"backbone": "efficientnet_lite0"})
@@ -90,20 +94,90 @@ def test_fit_and_saved_model_round_trip(tmp_path: Path, loss: str) -> None:
     assert ((got >= 0) & (got <= 100)).all()
 
 
+def _epoch(examples: Examples, batch: int, pipelines: int, epoch: int = 0, **kw: object) -> list:
+    """Every pipeline's batches of one epoch (one replica per pipeline), as numpy tuples."""
+    shares = []
+    for index in range(pipelines):
+        context = tf.distribute.InputContext(pipelines, index, num_replicas_in_sync=pipelines)
+        dataset = epoch_batches(examples, batch, context, seed=7, epoch=epoch, **kw)
+        shares.append([tuple(np.asarray(t) for t in element) for element in dataset])
+    return shares
+
+
+def test_each_worker_reads_its_share_of_every_batch() -> None:
+    ages = np.arange(45, dtype=np.float32)  # 45 rows, global batch 8: 6 steps, 3 rows of padding
+    examples = Examples(ages[:, None], ages, weights=np.where(ages < 10, 2.0, 1.0))
+    first, second = _epoch(examples, 8, pipelines=2)
+    assert len(first) == len(second) == 6  # the same number of steps on every worker
+    real = [a[r > 0] for share in (first, second) for (_, a, _, r) in share]
+    assert sorted(np.concatenate(real).tolist()) == ages.tolist()  # every row once, padding marked
+    for (x1, a1, w1, r1), (_, a2, w2, r2) in zip(first, second, strict=True):
+        assert x1.shape == (4, 1) and np.array_equal(x1[:, 0], a1)
+        real_rows = r1.sum() + r2.sum()
+        raw = np.where(np.concatenate([a1, a2]) < 10, 2.0, 1.0) * np.concatenate([r1, r2])
+        assert np.allclose(np.concatenate([w1, w2]), raw / real_rows)  # weighted mean over the batch
+    again = _epoch(examples, 8, pipelines=2)[0]
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, again, strict=True))  # (seed, epoch) decide
+    other = _epoch(examples, 8, pipelines=2, epoch=1)[0]
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, other, strict=True))
+    in_order = _epoch(examples, 8, pipelines=1, shuffle=False)[0]
+    assert np.concatenate([a for _, a, _, r in in_order])[:45].tolist() == ages.tolist()
+
+
 def test_batches_mirror_about_half_and_keep_labels() -> None:
     x = np.zeros((100, 1), dtype=np.float16)
-    batches = Batches(x, np.arange(100), 10, seed=1, x_flip=np.ones_like(x))
-    xs, ys = zip(*(batches[i] for i in range(len(batches))), strict=True)
-    assert sorted(np.concatenate(ys).tolist()) == list(range(100))
-    assert 30 < np.concatenate(xs).sum() < 70
+    examples = Examples(x, np.arange(100, dtype=np.float32), x_flip=np.ones_like(x))
+    (share,) = _epoch(examples, 10, pipelines=1, flip=True)
+    assert sorted(np.concatenate([a for _, a, _, _ in share]).tolist()) == list(range(100))
+    assert 30 < np.concatenate([x for x, _, _, _ in share]).sum() < 70
+    (plain,) = _epoch(examples, 10, pipelines=1)
+    assert np.concatenate([x for x, _, _, _ in plain]).sum() == 0
 
 
-def test_batches_carry_each_rows_weight() -> None:
-    ages = np.arange(50, dtype=np.float32)
-    batches = Batches(ages[:, None], ages, 8, seed=3, weights=ages * 10)
-    for i in range(len(batches)):
-        x, y, w = batches[i]
-        assert np.array_equal(w, y * 10) and np.array_equal(x[:, 0], y)
+def _tiny_trainer(epochs: int = 3) -> Trainer:
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4, 4, 8)).astype(np.float16)
+    ages = (x.astype(np.float32).mean(axis=(1, 2, 3)) * 40 + 30).astype(np.float32)
+    cfg = train_config(head="dex", loss="ldl", head_epochs=1, epochs=epochs, batch_size=16, patience=5)
+    image = keras.Input((4, 4, 8))
+    net = AgeNet(None, keras.Model(image, keras.layers.Conv2D(8, 3, padding="same")(image)), cfg)
+    return Trainer(net, tf.distribute.get_strategy(), Examples(x, ages, x_flip=x[:, ::-1]), Examples(x, ages))
+
+
+def test_a_killed_run_resumes_at_the_next_epoch(tmp_path: Path) -> None:
+    whole = _tiny_trainer()
+    whole_logs: list[dict] = []
+    whole.fit(on_epoch=lambda epoch, logs: whole_logs.append(logs))
+
+    def killed(epoch: int, logs: dict) -> None:
+        if epoch == 2:
+            raise KeyboardInterrupt  # in epoch 2, after epochs 0 and 1 were saved
+
+    checkpoints = EpochCheckpoints(tmp_path / "ckpt", "fingerprint")
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_trainer().fit(checkpoints, killed)
+    seen: list[int] = []
+    resumed = _tiny_trainer()
+    best = resumed.fit(checkpoints, lambda epoch, logs: seen.append(epoch))
+    assert seen == [0, 1, 2, 3] and int(resumed.epoch.numpy()) == 4  # two replayed, two run
+    assert best == pytest.approx(min(logs["val_mae"] for logs in whole_logs[1:]), abs=1e-4)
+    for a, b in zip(whole.net.train_model.get_weights(), resumed.net.train_model.get_weights(), strict=True):
+        assert np.allclose(a, b, atol=1e-5)
+    # other params or inputs: the checkpoint is dropped, training starts at epoch 0
+    seen.clear()
+    _tiny_trainer().fit(EpochCheckpoints(tmp_path / "ckpt", "other"), lambda epoch, logs: seen.append(epoch))
+    assert seen == [0, 1, 2, 3]
+
+
+def test_inputs_fingerprint_follows_settings_and_files(tmp_path: Path) -> None:
+    data = tmp_path / "x.npy"
+    data.write_bytes(b"a")
+    base = inputs_fingerprint({"lr": 1}, [data])
+    assert inputs_fingerprint({"lr": 1}, [data]) == base
+    assert inputs_fingerprint({"lr": 2}, [data]) != base
+    data.write_bytes(b"ab")
+    assert inputs_fingerprint({"lr": 1}, [data]) != base
 
 
 @pytest.mark.parametrize("power", [0.0, 0.5, 1.0])

@@ -1,15 +1,30 @@
-"""Fine-tuning the upper part of a backbone plus an age head (on cached activations or on photos)."""
+"""Fine-tuning the upper part of a backbone plus an age head, on cached activations or on photos.
+
+The loop is written out with ``strategy.run`` (TensorFlow's engine, as in Keras' own trainer)
+because Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy``: before the first step it
+all-reduces a batch of inputs to build the model, which the multi-worker strategy cannot do. One
+loop serves one CPU, several GPUs and several machines alike.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+
 import keras
 import numpy as np
-from keras import layers
+import tensorflow as tf
+from keras import layers, ops
 
 from agecheck.config import TrainConfig
-from agecheck.model.batches import Batches
+from agecheck.model.batches import Examples, epoch_batches, epoch_steps
+from agecheck.model.checkpoints import EpochCheckpoints
 from agecheck.model.heads import AGE, AGE_PROBS, age_head, mirror_averaged
 from agecheck.model.losses import age_error, ldl_loss
+
+EpochLogger = Callable[[int, dict[str, float]], None]
 
 
 def freeze_batchnorm(model: keras.Model) -> None:
@@ -41,31 +56,35 @@ class AgeNet:
             inputs, outputs[AGE_PROBS if config.loss == "ldl" else AGE], name="train_model"
         )
 
-    def compile(self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
+    def losses(self, ages: tf.Tensor, outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per row: the training loss and the absolute error of the age, from ``train_model``'s outputs."""
         cfg = self.config
-        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
         if cfg.loss == "ldl":
-            mae = keras.metrics.MeanMetricWrapper(age_error, name="mae")
-            self.train_model.compile(
-                optimizer=optimizer, loss=ldl_loss(cfg.ldl_sigma, cfg.ldl_weight), metrics=[mae]
-            )
-        else:
-            self.train_model.compile(optimizer=optimizer, loss="mae", metrics=["mae"])
+            return ldl_loss(cfg.ldl_sigma, cfg.ldl_weight)(ages, outputs), age_error(ages, outputs)
+        error = ops.abs(ops.reshape(outputs, (-1,)) - ages)
+        return error, error
 
     def set_upper_trainable(self, trainable: bool) -> None:
         self.upper.trainable = trainable
         freeze_batchnorm(self.upper)
 
     def predict_ages(self, x: np.ndarray, x_flip: np.ndarray | None, batch_size: int) -> np.ndarray:
-        """Ages for ``upper``'s inputs, averaged with those of their mirror images when given."""
-        mirrored = () if x_flip is None else (x_flip,)
-        predictions = [
-            self.age_model.predict(
-                Batches(part, np.zeros(len(part)), batch_size, 0, shuffle=False), verbose=0
+        """Ages for ``upper``'s inputs, averaged with those of their mirror images when given.
+
+        Plain calls, not ``predict``: under a multi-worker strategy ``predict`` would gather every
+        worker's rows, while each worker here predicts all rows itself.
+        """
+        parts = (x,) if x_flip is None else (x, x_flip)
+        ages = [
+            np.concatenate(
+                [
+                    np.asarray(self.age_model(part[i : i + batch_size].astype(np.float32), training=False))
+                    for i in range(0, len(part), batch_size)
+                ]
             )
-            for part in (x, *mirrored)
+            for part in parts
         ]
-        return np.mean(predictions, axis=0).reshape(-1)
+        return np.mean(ages, axis=0).reshape(-1)
 
     def full_model(self, image_size: int) -> keras.Model:
         """Photos (RGB 0..255) in; ``age`` and, for DEX, ``age_probs`` out; mirror-averaged if set."""
@@ -90,27 +109,127 @@ def fine_tune_schedule(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimize
     )
 
 
-def fit(net: AgeNet, train: Batches, val: Batches, callbacks: list[keras.callbacks.Callback]) -> float:
-    """Head-only warm-up, then fine-tuning of the upper blocks; returns the best validation MAE."""
-    cfg = net.config
-    keras.utils.set_random_seed(cfg.seed)
-    net.set_upper_trainable(False)
-    net.compile(cfg.lr_head)
-    if cfg.head_epochs:
-        net.train_model.fit(
-            train, validation_data=val, epochs=cfg.head_epochs, callbacks=callbacks, verbose=2
+class Trainer:
+    """The head's warm-up (``head_epochs``, upper blocks frozen), then fine-tuning of the upper
+    blocks with early stopping on validation MAE, under ``strategy``; the best epoch's weights
+    are kept. After every epoch the whole state (weights, both optimizers, the best weights, the
+    epoch, the log) goes to ``checkpoints``, so a killed run resumes at the next epoch.
+    """
+
+    def __init__(self, net: AgeNet, strategy: tf.distribute.Strategy, train: Examples, val: Examples) -> None:
+        self.net, self.strategy, self.train, self.val = net, strategy, train, val
+        cfg, replicas = net.config, strategy.num_replicas_in_sync
+        # every replica takes an equal share of a batch: round the batch up to a multiple of them
+        self.global_batch = -(-cfg.batch_size // replicas) * replicas
+        steps = epoch_steps(len(train), self.global_batch)
+        with strategy.scope():
+            self.head_optimizer = keras.optimizers.AdamW(cfg.lr_head, weight_decay=cfg.weight_decay)
+            self.tune_optimizer = keras.optimizers.AdamW(
+                fine_tune_schedule(cfg, steps), weight_decay=cfg.weight_decay
+            )
+            # built now, so that a checkpoint can be restored into them before the first step
+            net.set_upper_trainable(False)
+            self.head_optimizer.build(net.train_model.trainable_variables)
+            net.set_upper_trainable(True)
+            self.tune_optimizer.build(net.train_model.trainable_variables)
+        self.best_weights = [tf.Variable(np.asarray(w), trainable=False) for w in net.train_model.weights]
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.log = tf.Variable("{}", dtype=tf.string, trainable=False)  # JSON: history, early stopping
+        self.state = tf.train.Checkpoint(
+            variables=list(net.train_model.variables),  # the dropout's random state too
+            best_weights=self.best_weights,
+            head_optimizer=self.head_optimizer,
+            tune_optimizer=self.tune_optimizer,
+            epoch=self.epoch,
+            log=self.log,
         )
-    net.set_upper_trainable(True)
-    net.compile(fine_tune_schedule(cfg, len(train)))
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_mae", patience=cfg.patience, restore_best_weights=True, mode="min"
-    )
-    history = net.train_model.fit(
-        train,
-        validation_data=val,
-        epochs=cfg.head_epochs + cfg.epochs,
-        initial_epoch=cfg.head_epochs,
-        callbacks=[*callbacks, stop],
-        verbose=2,
-    )
-    return float(min(history.history["val_mae"]))
+        self._steps: dict[bool, Callable] = {}
+
+    def fit(self, checkpoints: EpochCheckpoints | None = None, on_epoch: EpochLogger | None = None) -> float:
+        """Train; returns the best validation MAE of fine-tuning. ``on_epoch(epoch, logs)`` sees
+        every epoch's logs, those of epochs replayed from a checkpoint first."""
+        cfg, on_epoch = self.net.config, on_epoch or (lambda epoch, logs: None)
+        resumed = checkpoints is not None and checkpoints.restore(self.state)
+        log = json.loads(self.log.numpy().decode())
+        history: list[dict[str, float]] = log.get("history", [])
+        best, wait = log.get("best", float("inf")), log.get("wait", 0)
+        if resumed:
+            print(f"train: resuming after epoch {int(self.epoch.numpy())} from {checkpoints.directory}")
+        for epoch, logs in enumerate(history):
+            on_epoch(epoch, logs)
+        total = cfg.head_epochs + cfg.epochs
+        while int(self.epoch.numpy()) < total and not log.get("stopped", False):
+            epoch = int(self.epoch.numpy())
+            tuning = epoch >= cfg.head_epochs
+            started = time.monotonic()
+            logs = self._run_epoch(epoch, tuning)
+            history.append(logs)
+            on_epoch(epoch, logs)
+            print(
+                f"epoch {epoch + 1}/{total} ({'fine-tuning' if tuning else 'head'}): "
+                + " ".join(f"{k} {v:.3f}" for k, v in logs.items())
+                + f" ({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
+            if tuning:
+                if logs["val_mae"] < best:
+                    best, wait = logs["val_mae"], 0
+                    for kept, weight in zip(self.best_weights, self.net.train_model.weights, strict=True):
+                        kept.assign(weight.value)
+                else:
+                    wait += 1
+            log = {"history": history, "best": best, "wait": wait, "stopped": tuning and wait >= cfg.patience}
+            self.log.assign(json.dumps(log))
+            self.epoch.assign_add(1)
+            if checkpoints is not None:
+                checkpoints.save(self.state)
+        if np.isfinite(best):
+            self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
+        return best
+
+    def _run_epoch(self, epoch: int, tuning: bool) -> dict[str, float]:
+        """One pass over the training rows, then the validation rows; metrics summed over replicas."""
+        cfg = self.net.config
+        self.net.set_upper_trainable(tuning)
+        step = self._steps.get(tuning) or self._steps.setdefault(tuning, self._train_step(tuning))
+        train = self.strategy.distribute_datasets_from_function(
+            partial(epoch_batches, self.train, self.global_batch, seed=cfg.seed, epoch=epoch, flip=cfg.flip)
+        )
+        loss, errors, rows = self._sum(step, train)
+        logs = {"loss": loss / epoch_steps(len(self.train), self.global_batch), "mae": errors / rows}
+        val = self.strategy.distribute_datasets_from_function(
+            partial(epoch_batches, self.val, self.global_batch, seed=0, epoch=0, shuffle=False)
+        )
+        loss, errors, rows = self._sum(self._evaluate_step, val)
+        return {**logs, "val_loss": loss / rows, "val_mae": errors / rows}
+
+    def _sum(self, step: Callable, batches: tf.distribute.DistributedDataset) -> tuple[float, float, float]:
+        totals = np.zeros(3)
+        for batch in batches:
+            totals += [float(t) for t in step(batch)]
+        return float(totals[0]), float(totals[1]), float(totals[2])
+
+    def _train_step(self, tuning: bool) -> Callable:
+        optimizer = self.tune_optimizer if tuning else self.head_optimizer
+        model, variables = self.net.train_model, self.net.train_model.trainable_variables
+
+        def replica_step(x, ages, weight, real):  # type: ignore[no-untyped-def]
+            with tf.GradientTape() as tape:
+                loss, error = self.net.losses(ages, model(x, training=True))
+                total = tf.reduce_sum(weight * loss)
+            optimizer.apply_gradients(zip(tape.gradient(total, variables), variables, strict=True))
+            return total, tf.reduce_sum(real * error), tf.reduce_sum(real)
+
+        return tf.function(partial(self._across_replicas, replica_step))
+
+    @tf.function
+    def _evaluate_step(self, batch: tuple) -> tuple:
+        def replica_step(x, ages, weight, real):  # type: ignore[no-untyped-def]
+            loss, error = self.net.losses(ages, self.net.train_model(x, training=False))
+            return tf.reduce_sum(real * loss), tf.reduce_sum(real * error), tf.reduce_sum(real)
+
+        return self._across_replicas(replica_step, batch)
+
+    def _across_replicas(self, replica_step: Callable, batch: tuple) -> tuple:
+        sums = self.strategy.run(replica_step, args=batch)
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
