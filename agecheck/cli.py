@@ -130,16 +130,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``agecheck export``: the model as one LiteRT file (and the face detector beside it)."""
+    """``agecheck export``: the model as one LiteRT or ONNX file (and the face detector beside it)."""
     import shutil
 
-    from agecheck.export.litert import export_litert
+    from agecheck.export.formats import export_model
     from agecheck.faces.detection import detector_file
-    from agecheck.model.age_model import AgeModel
+    from agecheck.model.age_model import EXPORT_SUFFIXES, AgeModel
 
     params = load_params(args.params)
-    output = args.output or EXPORT_DIR / Path(args.model).with_suffix(".tflite").name
-    export_litert(AgeModel.load(args.model), output, args.quantize)
+    output = args.output or EXPORT_DIR / Path(args.model).with_suffix(EXPORT_SUFFIXES[args.format]).name
+    export_model(AgeModel.load(args.model), output, args.format, args.quantize)
     detector = detector_file(params.detect.model)
     shutil.copyfile(detector, output.parent / detector.name)
     size = output.stat().st_size / 2**20
@@ -264,9 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "export",
         cmd_export,
-        "write the model as a LiteRT (.tflite) file for a till PC without TensorFlow",
+        "write the model as a LiteRT (.tflite) or ONNX file for a till PC without TensorFlow",
         "  agecheck export                       export/age_model.tflite (+ .tflite.json, + the detector)\n"
         "  agecheck export --quantize float16 --output till/age_model_fp16.tflite\n"
+        "  agecheck export --format onnx         export/age_model.onnx (+ .onnx.json, + the detector)\n"
         "  agecheck predict frame.jpg --model export/age_model.tflite",
     )
     export.add_argument(
@@ -274,12 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--format",
-        choices=("tflite",),
+        choices=("tflite", "onnx"),
         default="tflite",
-        help="tflite: LiteRT, no TensorFlow needed (ONNX: no maintained converter for TF 2.21 installs here)",
+        help="tflite (LiteRT) or onnx (ONNX Runtime); neither needs TensorFlow at the till (default: tflite)",
     )
     export.add_argument(
-        "--quantize", choices=("none", "float16"), default="none", help="weights (default: none, float32)"
+        "--quantize",
+        choices=("none", "float16"),
+        default="none",
+        help="weights (default: none, float32; float16: tflite only)",
     )
 
     serve = _command(

@@ -1,12 +1,12 @@
-"""The exported LiteRT model against the Keras model: the same ages on the validation photos? How fast?
+"""The exported LiteRT and ONNX models against the Keras model: the same ages on val photos? How fast?
 
     python benchmarks/export_parity.py [--model models/age_model.keras] [--split val] [--runs 200]
 
-Exports the model (float32 and float16 weights) to a temporary folder with ``agecheck export``'s
-own function, runs each on the split's aligned faces (as in training), and prints per model: file
-size, MAE, the largest and the mean absolute difference of the age from the Keras model's, and the
-p50/p95 latency of one face (the till's case) and per face in a batch of 16. Float16 is worth
-using only if its MAE stays within 0.1 years of the Keras model's.
+Exports the model (LiteRT with float32 and float16 weights, ONNX) to a temporary folder with
+``agecheck export``'s own function, runs each on the split's aligned faces (as in training), and
+prints per model: file size, MAE, the largest and the mean absolute difference of the age from the
+Keras model's, and the p50/p95 latency of one face (the till's case) and per face in a batch of
+16. Float16 is worth using only if its MAE stays within 0.1 years of the Keras model's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agecheck.config import DEFAULT_MODEL, load_params  # noqa: E402
-from agecheck.export.litert import export_litert  # noqa: E402
+from agecheck.export.formats import export_model  # noqa: E402
 from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
 from agecheck.model.age_model import AgeModel  # noqa: E402
 
@@ -58,10 +58,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         models = {"keras": (keras_model, args.model.stat().st_size)}
-        for quantize in ("none", "float16"):
-            path = Path(tmp) / f"age_{quantize}.tflite"
-            export_litert(keras_model, path, quantize)  # type: ignore[arg-type]
-            models[f"litert {quantize}"] = (AgeModel.load(path), path.stat().st_size)
+        for fmt, quantize in (("tflite", "none"), ("tflite", "float16"), ("onnx", "none")):
+            path = Path(tmp) / f"age_{quantize}.{fmt}"
+            export_model(keras_model, path, fmt, quantize)  # type: ignore[arg-type]
+            models[f"{fmt} {quantize}"] = (AgeModel.load(path), path.stat().st_size)
         for name, (model, size) in models.items():
             ages = reference if name == "keras" else model.predict(images)
             diff = np.abs(ages - reference)

@@ -1,4 +1,4 @@
-"""``agecheck export``: the model as one LiteRT file, the same ages as the Keras model, usable by predict."""
+"""``agecheck export``: the model as one LiteRT or ONNX file: the Keras model's ages, usable by predict."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from agecheck import cli
 from agecheck.errors import AgecheckError
-from agecheck.export.litert import export_litert
+from agecheck.export.formats import export_model
 from agecheck.model.age_model import AgeModel
 from tests import synthetic as syn
 from tests.tiny_models import save_dex_model
@@ -27,14 +27,17 @@ def _crops(count: int = 9) -> np.ndarray:
     return np.stack([np.asarray(syn.face_like(32, 32, seed=i)) for i in range(count)])
 
 
-@pytest.mark.parametrize(("quantize", "tolerance"), [("none", 1e-3), ("float16", 0.2)])
+@pytest.mark.parametrize(
+    ("fmt", "quantize", "tolerance"),
+    [("tflite", "none", 1e-3), ("tflite", "float16", 0.2), ("onnx", "none", 1e-3)],
+)
 def test_exported_model_gives_the_keras_ages(
-    keras_path: Path, tmp_path: Path, quantize: str, tolerance: float
+    keras_path: Path, tmp_path: Path, fmt: str, quantize: str, tolerance: float
 ) -> None:
     keras_model = AgeModel.load(keras_path)
-    info = export_litert(keras_model, tmp_path / "dex.tflite", quantize)  # type: ignore[arg-type]
-    assert info["format"] == "litert" and info["input_size"] == keras_model.input_size
-    lite = AgeModel.load(tmp_path / "dex.tflite")
+    info = export_model(keras_model, tmp_path / f"dex.{fmt}", fmt, quantize)  # type: ignore[arg-type]
+    assert info["format"] == fmt and info["input_size"] == keras_model.input_size
+    lite = AgeModel.load(tmp_path / f"dex.{fmt}")
     assert lite.outputs == keras_model.outputs and lite.has_distribution
     crops = _crops()
     assert np.abs(lite.predict(crops, batch_size=4) - keras_model.predict(crops)).max() <= tolerance
@@ -44,12 +47,13 @@ def test_exported_model_gives_the_keras_ages(
         assert ours.interval == theirs.interval == "softmax"
 
 
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_predict_runs_on_the_exported_model(
-    keras_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    keras_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
-    output = tmp_path / "till" / "age.tflite"
-    assert cli.main(["export", "--model", str(keras_path), "--output", str(output)]) == 0
-    assert output.is_file() and (output.parent / "age.tflite.json").is_file()
+    output = tmp_path / "till" / f"age.{fmt}"
+    assert cli.main(["export", "--model", str(keras_path), "--format", fmt, "--output", str(output)]) == 0
+    assert output.is_file() and (output.parent / f"age.{fmt}.json").is_file()
     assert (output.parent / "face_detection_full_range_sparse.tflite").is_file()  # the detector beside it
     frame = tmp_path / "frame.jpg"
     frame.write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
@@ -82,7 +86,7 @@ def test_the_default_export_leaves_the_keras_model_alone(
     ]
 
 
-def test_bad_litert_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
+def test_bad_exported_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
     with pytest.raises(
         AgecheckError,
         match=r"no trained model at .*missing.tflite \(with missing.tflite.json\); run `agecheck export`",
@@ -93,5 +97,11 @@ def test_bad_litert_files_are_one_line_errors(tmp_path: Path, keras_path: Path) 
     (tmp_path / "broken.tflite.json").write_text(json.dumps({"input_size": 32}))
     with pytest.raises(AgecheckError, match="cannot load LiteRT model"):
         AgeModel.load(broken)
-    with pytest.raises(AgecheckError, match="must end in .tflite"):
-        export_litert(AgeModel.load(keras_path), tmp_path / "model.bin")
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
+    (tmp_path / "broken.onnx.json").write_text(json.dumps({"input_size": 32}))
+    with pytest.raises(AgecheckError, match="cannot load ONNX model"):
+        AgeModel.load(tmp_path / "broken.onnx")
+    with pytest.raises(AgecheckError, match="a tflite file must end in .tflite"):
+        export_model(AgeModel.load(keras_path), tmp_path / "model.bin")
+    with pytest.raises(AgecheckError, match="--quantize float16 is for --format tflite only"):
+        export_model(AgeModel.load(keras_path), tmp_path / "model.onnx", "onnx", "float16")

@@ -25,13 +25,18 @@ from agecheck.model.heads import AGE, AGE_PROBS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-LITERT_SUFFIX = ".tflite"
+#: The files ``agecheck export`` writes, by format (run by ``agecheck.model.runtimes``).
+EXPORT_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx"}
 
 
 def sidecar(path: Path) -> Path:
     """The ``.json`` file saved beside a model: ``age_model.json`` for ``age_model.keras``,
     ``age_model.tflite.json`` for an export (never the Keras model's sidecar in the same folder)."""
-    return path.with_name(path.name + ".json") if path.suffix == LITERT_SUFFIX else path.with_suffix(".json")
+    return (
+        path.with_name(path.name + ".json")
+        if path.suffix in EXPORT_SUFFIXES.values()
+        else path.with_suffix(".json")
+    )
 
 
 @dataclass(frozen=True)
@@ -84,21 +89,21 @@ class AgeModel:
 
     @classmethod
     def load(cls, path: str | Path) -> AgeModel:
-        """Load a saved model (``.keras``, or ``.tflite`` from ``agecheck export``, run on LiteRT);
-        a one-line :class:`AgecheckError` when it is missing or unreadable."""
+        """Load a saved model (``.keras``, or ``.tflite`` / ``.onnx`` from ``agecheck export``, run
+        without TensorFlow); a one-line :class:`AgecheckError` when it is missing or unreadable."""
         path = Path(path)
-        litert = path.suffix == LITERT_SUFFIX
+        exported = next((f for f, suffix in EXPORT_SUFFIXES.items() if path.suffix == suffix), None)
         if not path.is_file() or not sidecar(path).is_file():
-            remedy = "run `agecheck export`" if litert else "run `dvc repro` or pass --model"
+            remedy = "run `agecheck export`" if exported else "run `dvc repro` or pass --model"
             raise AgecheckError(f"no trained model at {path} (with {sidecar(path).name}); {remedy}")
         try:
             info = json.loads(sidecar(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise AgecheckError(f"cannot read {sidecar(path)}: {err}") from None
-        if litert:
-            from agecheck.model.litert_runtime import LiteRTModel
+        if exported:
+            from agecheck.model.runtimes import EXPORT_RUNTIMES
 
-            return cls(LiteRTModel(path), info)
+            return cls(EXPORT_RUNTIMES[exported](path), info)
         import keras
 
         import agecheck.model.backbones.registry  # noqa: F401 - these register the custom layers

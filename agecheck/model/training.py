@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from agecheck.config import TrainConfig
+from agecheck.errors import AgecheckError
 from agecheck.model.batches import Examples, epoch_batches, epoch_steps
 from agecheck.model.checkpoints import EpochCheckpoints
 from agecheck.model.heads import AGE, AGE_PROBS, age_head, mirror_averaged
@@ -155,6 +156,7 @@ class Trainer:
         best, wait = log.get("best", float("inf")), log.get("wait", 0)
         if resumed:
             print(f"train: resuming after epoch {int(self.epoch.numpy())} from {checkpoints.directory}")
+        self._check_workers_agree()
         for epoch, logs in enumerate(history):
             on_epoch(epoch, logs)
         total = cfg.head_epochs + cfg.epochs
@@ -186,6 +188,21 @@ class Trainer:
         if np.isfinite(best):
             self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
         return best
+
+    def _check_workers_agree(self) -> None:
+        """Stop, rather than hang in an all-reduce, when the workers start from different epochs
+        (one lost its checkpoint, or was given other params): equal iff n * sum(e^2) == sum(e)^2."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return
+        epoch = float(self.epoch.numpy())
+        counts = self.strategy.run(lambda: tf.constant([1.0, epoch, epoch * epoch], tf.float64))
+        n, total, squares = self.strategy.reduce(tf.distribute.ReduceOp.SUM, counts, axis=None).numpy()
+        if total * total != n * squares:
+            raise AgecheckError(
+                f"the workers start from different epochs (this one after epoch {epoch:.0f}, the mean "
+                f"{total / n:.1f}): remove models/train_checkpoint on every worker, or run all with the "
+                "same params and data"
+            )
 
     def _run_epoch(self, epoch: int, tuning: bool) -> dict[str, float]:
         """One pass over the training rows, then the validation rows; metrics summed over replicas."""
