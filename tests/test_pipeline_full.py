@@ -121,16 +121,10 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def test_two_workers_train_one_model(repo: Path, tmp_path: Path) -> None:
-    """The train stage as two TensorFlow workers on 127.0.0.1, each with its own copy of the project
-    and its data (as two machines would have): they train together and end with the same model."""
-    from agecheck.model.age_model import AgeModel
-
-    copies = [shutil.copytree(repo, tmp_path / f"worker{i}", symlinks=True) for i in range(2)]
-    for copy in copies:
-        (copy / "models/age_model.keras").unlink()
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = [
+def _start_workers(copies: list[Path]) -> list[subprocess.Popen[str]]:
+    """``python stages/train.py`` in each copy, as the workers of one TF_CONFIG cluster on 127.0.0.1."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(len(copies))]}
+    return [
         subprocess.Popen(
             [sys.executable, "stages/train.py"],
             cwd=copy,
@@ -144,19 +138,47 @@ def test_two_workers_train_one_model(repo: Path, tmp_path: Path) -> None:
         )
         for i, copy in enumerate(copies)
     ]
+
+
+def _finish(workers: list[subprocess.Popen[str]]) -> list[str]:
     try:
-        outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+        return [worker.communicate(timeout=600)[0] for worker in workers]
     finally:
         for worker in workers:
             worker.kill()
+
+
+def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_path: Path) -> None:
+    """The train stage as two TensorFlow workers on 127.0.0.1, each with its own copy of the project
+    and its data (as two machines would have). Worker 1 is killed during training: worker 0 stops
+    with one line; started again, both resume from their checkpoints and end with the same model."""
+    from agecheck.model.age_model import AgeModel
+
+    copies = [shutil.copytree(repo, tmp_path / f"worker{i}", symlinks=True) for i in range(2)]
+    for copy in copies:
+        (copy / "models/age_model.keras").unlink()
+        set_params(copy, train={"epochs": 40, "patience": 40})
+    workers = _start_workers(copies)
+    assert workers[0].stdout is not None
+    for line in workers[0].stdout:  # the first epochs done: kill worker 1 in the middle of training
+        if line.startswith("epoch 3/"):
+            workers[1].kill()
+            break
+    first = _finish(workers)
+    assert workers[0].returncode == 2, first[0]
+    assert first[0].strip().splitlines()[-1].startswith("error: another worker stopped (")
+    assert (copies[0] / "models/train_checkpoint").is_dir()
+
+    workers = _start_workers(copies)
+    outputs = _finish(workers)
     for i, (worker, output) in enumerate(zip(workers, outputs, strict=True)):
         assert worker.returncode == 0, output
-        assert f"train: worker {i} of 2 (2 replicas)" in output
+        assert f"train: worker {i} of 2 (2 replicas)" in output and "train: resuming after epoch" in output
+        assert "epoch 1/41 " not in output  # the epochs before the kill were not run again
     weights = [AgeModel.load(copy / "models/age_model.keras").model.get_weights() for copy in copies]
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
-    single = AgeModel.load(repo / "models/age_model.keras").model.get_weights()
-    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], single, strict=True))  # it trained
     assert json.loads((copies[0] / "metrics/train/metrics.json").read_text())["workers"] == 2
+    assert "step" in (copies[0] / "metrics/train/plots/metrics/eval/mae.tsv").read_text()
     assert not (copies[0] / "models/train_checkpoint").exists()  # removed once the model is saved
     photo = repo.parent / "one" / "final_files" / "000.jpg"
     done = run(copies[0], "agecheck", "predict", str(photo), "--model", "models/age_model.keras")

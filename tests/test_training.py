@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import keras
@@ -18,6 +21,7 @@ from agecheck.model.age_model import AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
 from agecheck.model.batches import Examples, epoch_batches
 from agecheck.model.checkpoints import EpochCheckpoints, inputs_fingerprint
+from agecheck.model.distribution import StallWatchdog, read_cluster
 from agecheck.model.heads import AGE, AGE_PROBS
 from agecheck.model.losses import ldl_loss
 from agecheck.model.training import AgeNet, Trainer, fine_tune_schedule
@@ -157,9 +161,12 @@ def test_a_killed_run_resumes_at_the_next_epoch(tmp_path: Path) -> None:
     checkpoints = EpochCheckpoints(tmp_path / "ckpt", "fingerprint")
     with pytest.raises(KeyboardInterrupt):
         _tiny_trainer().fit(checkpoints, killed)
+    assert EpochCheckpoints(tmp_path / "ckpt", "fingerprint").epochs() == [1, 2]  # the last two kept
     seen: list[int] = []
     resumed = _tiny_trainer()
-    best = resumed.fit(checkpoints, lambda epoch, logs: seen.append(epoch))
+    best = resumed.fit(
+        EpochCheckpoints(tmp_path / "ckpt", "fingerprint"), lambda epoch, logs: seen.append(epoch)
+    )
     assert seen == [0, 1, 2, 3] and int(resumed.epoch.numpy()) == 4  # two replayed, two run
     assert best == pytest.approx(min(logs["val_mae"] for logs in whole_logs[1:]), abs=1e-4)
     for a, b in zip(whole.net.train_model.get_weights(), resumed.net.train_model.get_weights(), strict=True):
@@ -232,3 +239,52 @@ def test_fine_tune_schedule_warms_up_then_decays() -> None:
     assert all(a >= b for a, b in zip(rates[10:-1], rates[11:], strict=True)) and rates[-1] < 1e-4
     plain = fine_tune_schedule(train_config(lr=1e-3, epochs=4, warmup_epochs=0), steps_per_epoch=10)
     assert float(plain(0)) == pytest.approx(1e-3)
+
+
+def test_a_stalled_worker_stops_instead_of_waiting_for_good(capsys: pytest.CaptureFixture[str]) -> None:
+    stalled = threading.Event()
+    with StallWatchdog(0.4, on_stall=stalled.set) as watchdog:
+        for _ in range(6):  # steps keep coming: no alarm
+            time.sleep(0.1)
+            watchdog.beat()
+        assert not stalled.is_set()
+        assert stalled.wait(3)  # no step for longer than 0.4 s
+    assert (
+        "error: no training step finished for 0 s: a worker has probably stopped" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("tf_config", "message"),
+    [
+        ("{", "TF_CONFIG (see docs/scaling.md) is not JSON"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', 'has no "task"'),
+        (
+            '{"cluster": {"worker": ["a:1", "b"]}, "task": {"type": "worker", "index": 0}}',
+            '"host:port" strings',
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            "task index 1 is not one of the 1",
+        ),
+        (
+            '{"cluster": {"ps": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
+            "training uses only 'chief'",
+        ),
+    ],
+)
+def test_bad_tf_config_names_the_problem(tf_config: str, message: str) -> None:
+    with pytest.raises(AgecheckError, match=re.escape(message)):
+        read_cluster({"TF_CONFIG": tf_config})
+
+
+def test_tf_config_ranks_the_chief_first() -> None:
+    cluster = {"chief": ["c:1"], "worker": ["a:1", "b:1"]}
+    worker = read_cluster(
+        {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})}
+    )
+    assert worker.workers == 3 and worker.rank == 2 and not worker.is_chief
+    chief = read_cluster(
+        {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})}
+    )
+    assert chief.is_chief and read_cluster({}).workers == 1

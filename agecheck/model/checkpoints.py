@@ -12,6 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 FINGERPRINT = "fingerprint.txt"
+PREFIX = "epoch"
 
 
 def inputs_fingerprint(settings: dict, files: Iterable[Path]) -> str:
@@ -27,33 +28,39 @@ def inputs_fingerprint(settings: dict, files: Iterable[Path]) -> str:
 
 
 class EpochCheckpoints:
-    """The state after each epoch in ``directory`` (``tf.train.CheckpointManager``, the newest one
-    kept), tagged with the ``fingerprint`` of what is being trained. ``directory`` None: none."""
+    """The state after each epoch in ``directory`` as ``epoch-N`` (``tf.train.CheckpointManager``;
+    the last two kept, so that workers of which one died before its last save can still meet at
+    the epoch before), tagged with the ``fingerprint`` of what is being trained."""
 
-    def __init__(self, directory: Path | None, fingerprint: str) -> None:
+    def __init__(self, directory: Path, fingerprint: str) -> None:
         self.directory, self.fingerprint = directory, fingerprint
+        self._manager: tf.train.CheckpointManager | None = None
 
-    def restore(self, state: tf.train.Checkpoint) -> bool:
-        """Load the newest checkpoint into ``state`` if it was written for this fingerprint; drop
-        a checkpoint written for other params or inputs. True when something was restored."""
-        if self.directory is None or not self.directory.exists():
-            return False
+    def epochs(self) -> list[int]:
+        """The epochs saved here for this fingerprint; a checkpoint of other params or inputs is
+        removed (training starts afresh)."""
+        if not self.directory.exists():
+            return []
         tag = self.directory / FINGERPRINT
-        latest = tf.train.latest_checkpoint(str(self.directory))
-        if latest is None or not tag.exists() or tag.read_text().strip() != self.fingerprint:
+        state = tf.train.get_checkpoint_state(str(self.directory))
+        if state is None or not tag.exists() or tag.read_text().strip() != self.fingerprint:
             print(f"train: {self.directory} was written for other params or inputs: starting afresh")
             self.clear()
-            return False
-        state.restore(latest).assert_existing_objects_matched()
-        return True
+            return []
+        return sorted(int(Path(p).name.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
 
-    def save(self, state: tf.train.Checkpoint) -> None:
-        if self.directory is None:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / FINGERPRINT).write_text(self.fingerprint + "\n")
-        tf.train.CheckpointManager(state, str(self.directory), max_to_keep=1).save()
+    def restore(self, state: tf.train.Checkpoint, epoch: int) -> None:
+        state.restore(str(self.directory / f"{PREFIX}-{epoch}")).assert_existing_objects_matched()
+
+    def save(self, state: tf.train.Checkpoint, epoch: int) -> None:
+        if self._manager is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / FINGERPRINT).write_text(self.fingerprint + "\n")
+            self._manager = tf.train.CheckpointManager(
+                state, str(self.directory), max_to_keep=2, checkpoint_name=PREFIX
+            )
+        self._manager.save(checkpoint_number=epoch)
 
     def clear(self) -> None:
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self._manager = None

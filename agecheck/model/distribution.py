@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -78,3 +81,45 @@ def training_strategy(cluster: Cluster, full: bool) -> tf.distribute.Strategy:
     if full and len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class StallWatchdog:
+    """Ends this process when training makes no progress for ``seconds``.
+
+    Under the multi-worker strategy a worker whose process dies breaks its connections and the
+    others' all-reduce fails at once; a machine that vanishes without closing them (power loss,
+    a network split) could leave the others waiting in the all-reduce for good. Then the
+    survivors stop with a message instead and can be started again (they resume from their
+    checkpoints). Call :meth:`beat` after every step.
+    """
+
+    def __init__(self, seconds: float, on_stall: Callable[[], None] | None = None) -> None:
+        self.seconds, self.on_stall = seconds, on_stall or (lambda: os._exit(2))
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="stall-watchdog")
+
+    def __enter__(self) -> StallWatchdog:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(self.seconds / 4, 10.0)):
+            if time.monotonic() - self._last > self.seconds:
+                print(
+                    f"error: no training step finished for {self.seconds:.0f} s: a worker has probably "
+                    "stopped (the others wait for it). Start the same command on every worker again: "
+                    "training resumes after the last saved epoch",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.on_stall()
+                return

@@ -8,6 +8,7 @@ loop serves one CPU, several GPUs and several machines alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -22,10 +23,14 @@ from agecheck.config import TrainConfig
 from agecheck.errors import AgecheckError
 from agecheck.model.batches import Examples, epoch_batches, epoch_steps
 from agecheck.model.checkpoints import EpochCheckpoints
+from agecheck.model.distribution import StallWatchdog
 from agecheck.model.heads import AGE, AGE_PROBS, age_head, mirror_averaged
 from agecheck.model.losses import age_error, ldl_loss
 
 EpochLogger = Callable[[int, dict[str, float]], None]
+#: Several workers: stop when no step finishes for this long (a step takes well under a second here,
+#: an epoch's validation and checkpoint seconds).
+STALL_SECONDS = 600.0
 
 
 def freeze_batchnorm(model: keras.Model) -> None:
@@ -117,8 +122,18 @@ class Trainer:
     epoch, the log) goes to ``checkpoints``, so a killed run resumes at the next epoch.
     """
 
-    def __init__(self, net: AgeNet, strategy: tf.distribute.Strategy, train: Examples, val: Examples) -> None:
+    def __init__(
+        self,
+        net: AgeNet,
+        strategy: tf.distribute.Strategy,
+        train: Examples,
+        val: Examples,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
         self.net, self.strategy, self.train, self.val = net, strategy, train, val
+        # several machines: a worker that dies must not leave the others waiting for good
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.watchdog = StallWatchdog(stall_seconds) if multi_worker else None
         cfg, replicas = net.config, strategy.num_replicas_in_sync
         # every replica takes an equal share of a batch: round the batch up to a multiple of them
         self.global_batch = -(-cfg.batch_size // replicas) * replicas
@@ -150,16 +165,43 @@ class Trainer:
         """Train; returns the best validation MAE of fine-tuning. ``on_epoch(epoch, logs)`` sees
         every epoch's logs, those of epochs replayed from a checkpoint first."""
         cfg, on_epoch = self.net.config, on_epoch or (lambda epoch, logs: None)
-        resumed = checkpoints is not None and checkpoints.restore(self.state)
+        saved = checkpoints.epochs() if checkpoints is not None else []
+        start = self._common_epoch(max(saved, default=0))
+        if start == 0 and checkpoints is not None:
+            checkpoints.clear()  # nothing every worker can resume from: all start afresh
+        elif start:
+            if start not in saved:  # a worker two epochs behind: only if checkpoints were moved around
+                raise AgecheckError(
+                    f"the other workers resume after epoch {start}, which this one has not saved "
+                    f"(it has {saved}): remove models/train_checkpoint on every worker"
+                )
+            checkpoints.restore(self.state, start)  # type: ignore[union-attr]
+            print(f"train: resuming after epoch {start} from {checkpoints.directory}")  # type: ignore[union-attr]
         log = json.loads(self.log.numpy().decode())
+        for epoch, logs in enumerate(log.get("history", [])):
+            on_epoch(epoch, logs)
+        try:
+            with self.watchdog or contextlib.nullcontext():
+                best = self._epochs(checkpoints, on_epoch, log, cfg.head_epochs + cfg.epochs)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as err:
+            if self.watchdog is None:
+                raise
+            reason = " ".join(str(err.message).split())[:160]
+            raise AgecheckError(
+                f"another worker stopped ({reason}): start the same command on every worker again; "
+                "training resumes after the last saved epoch"
+            ) from None
+        if np.isfinite(best):
+            self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
+        return best
+
+    def _epochs(
+        self, checkpoints: EpochCheckpoints | None, on_epoch: EpochLogger, log: dict, total: int
+    ) -> float:
+        """The epochs still to run, from the state in ``log``; returns the best validation MAE."""
+        cfg = self.net.config
         history: list[dict[str, float]] = log.get("history", [])
         best, wait = log.get("best", float("inf")), log.get("wait", 0)
-        if resumed:
-            print(f"train: resuming after epoch {int(self.epoch.numpy())} from {checkpoints.directory}")
-        self._check_workers_agree()
-        for epoch, logs in enumerate(history):
-            on_epoch(epoch, logs)
-        total = cfg.head_epochs + cfg.epochs
         while int(self.epoch.numpy()) < total and not log.get("stopped", False):
             epoch = int(self.epoch.numpy())
             tuning = epoch >= cfg.head_epochs
@@ -184,25 +226,21 @@ class Trainer:
             self.log.assign(json.dumps(log))
             self.epoch.assign_add(1)
             if checkpoints is not None:
-                checkpoints.save(self.state)
-        if np.isfinite(best):
-            self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
+                checkpoints.save(self.state, epoch + 1)
         return best
 
-    def _check_workers_agree(self) -> None:
-        """Stop, rather than hang in an all-reduce, when the workers start from different epochs
-        (one lost its checkpoint, or was given other params): equal iff n * sum(e^2) == sum(e)^2."""
+    def _common_epoch(self, latest: int) -> int:
+        """The epoch every worker can resume after: the smallest of their latest checkpoints (a
+        worker that died before its last save is one behind; one with none starts all afresh)."""
         if self.strategy.num_replicas_in_sync == 1:
-            return
-        epoch = float(self.epoch.numpy())
-        counts = self.strategy.run(lambda: tf.constant([1.0, epoch, epoch * epoch], tf.float64))
-        n, total, squares = self.strategy.reduce(tf.distribute.ReduceOp.SUM, counts, axis=None).numpy()
-        if total * total != n * squares:
-            raise AgecheckError(
-                f"the workers start from different epochs (this one after epoch {epoch:.0f}, the mean "
-                f"{total / n:.1f}): remove models/train_checkpoint on every worker, or run all with the "
-                "same params and data"
-            )
+            return latest
+
+        @tf.function
+        def gathered() -> tf.Tensor:
+            mine = self.strategy.run(lambda: tf.constant([latest], tf.int64))
+            return self.strategy.gather(mine, axis=0)
+
+        return int(tf.reduce_min(gathered()).numpy())
 
     def _run_epoch(self, epoch: int, tuning: bool) -> dict[str, float]:
         """One pass over the training rows, then the validation rows; metrics summed over replicas."""
@@ -224,6 +262,8 @@ class Trainer:
         totals = np.zeros(3)
         for batch in batches:
             totals += [float(t) for t in step(batch)]
+            if self.watchdog is not None:
+                self.watchdog.beat()
         return float(totals[0]), float(totals[1]), float(totals[2])
 
     def _train_step(self, tuning: bool) -> Callable:
