@@ -13,8 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def copy_repo(dest: Path) -> Path:
-    """Copy the files git knows (tracked and untracked-not-ignored) into a fresh git repo."""
+def copy_repo(dest: Path, with_lock: bool = False) -> Path:
+    """Copy the files git knows (tracked and untracked-not-ignored) into a fresh git repo; without
+    ``dvc.lock`` (a pipeline not run yet) unless ``with_lock``."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -24,7 +25,8 @@ def copy_repo(dest: Path) -> Path:
     ).stdout.split("\0")
     for name in filter(None, listed):
         src = ROOT / name
-        if src.is_file() and not name.startswith(("data/", "dvc.lock")):
+        skipped = ("data/",) if with_lock else ("data/", "dvc.lock")
+        if src.is_file() and not name.startswith(skipped):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]

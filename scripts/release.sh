@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Release the trained model: put models/age_model.keras, exactly as dvc.lock records it, into the
+# default DVC remote that lives in this repository (release/dvc-remote), replacing the previous
+# release, so that `dvc pull models/age_model.keras` on a fresh clone gets it. Then commit
+# dvc.lock and release/ together. Nothing but the model can go there: every other cached output
+# is `push: false` in dvc.yaml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source .venv/bin/activate
+if ! dvc status train --quiet; then
+    echo "release: models/age_model.keras does not match dvc.lock: run dvc repro first" >&2
+    exit 2
+fi
+md5=$(python -c 'import yaml; lock = yaml.safe_load(open("dvc.lock"))
+print(next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models/age_model.keras"))')
+dvc push --remote release models/age_model.keras
+# keep only this model in the remote: git history keeps the earlier releases
+find release/dvc-remote -type f ! -path "release/dvc-remote/files/md5/${md5:0:2}/${md5:2}" -delete
+find release/dvc-remote -mindepth 1 -type d -empty -delete
+echo "release: model $md5 in release/dvc-remote ($(du -sh release/dvc-remote | cut -f1)); now:"
+echo "  git add dvc.lock release && git commit -m 'Release the model'"

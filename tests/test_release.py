@@ -1,0 +1,69 @@
+"""The released model: only it can leave through `dvc push`, the remote in the repository holds
+exactly the model `dvc.lock` records, and a fresh clone gets it with one `dvc pull`, no training."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import yaml
+
+from tests import synthetic as syn
+from tests.repo_copy import ROOT, copy_repo, run
+
+MODEL = "models/age_model.keras"
+REMOTE = ROOT / "release" / "dvc-remote"
+
+
+def _cached_outs() -> dict[str, dict]:
+    """Every output of dvc.yaml that DVC caches, with its flags."""
+    outs = {}
+    for stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values():
+        for out in stage.get("do", stage).get("outs", []):
+            path, flags = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            if (flags or {}).get("cache", True):
+                outs[path] = flags or {}
+    return outs
+
+
+def _locked_md5() -> str:
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == MODEL)
+
+
+def test_nothing_but_the_model_can_be_pushed() -> None:
+    outs = _cached_outs()
+    assert {"data/raw/${key}.tar", "data/validated", "data/features", MODEL} <= set(outs)
+    pushable = {path for path, flags in outs.items() if flags.get("push", True)}
+    assert pushable == {MODEL}  # photos, crops, faces, features: push: false
+    artifact = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]["age-model"]
+    assert artifact["path"] == MODEL and artifact["type"] == "model"
+
+
+def test_the_remote_holds_exactly_the_model_of_dvc_lock() -> None:
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert "remote = release" in config and "url = ../release/dvc-remote" in config
+    md5 = _locked_md5()
+    stored = [p for p in REMOTE.rglob("*") if p.is_file()]
+    assert [p.relative_to(REMOTE).as_posix() for p in stored] == [f"files/md5/{md5[:2]}/{md5[2:]}"], (
+        "the released model is not the one dvc.lock records: run bash scripts/release.sh"
+    )
+    assert hashlib.md5(stored[0].read_bytes()).hexdigest() == md5
+
+
+def test_a_fresh_clone_gets_the_model_without_training(tmp_path: Path) -> None:
+    clone = copy_repo(tmp_path / "clone", with_lock=True)  # no DVC cache: only .dvc/config
+    assert not (clone / ".dvc" / "cache").exists() and not (clone / MODEL).exists()
+    started = time.monotonic()
+    run(clone, "dvc", "pull", MODEL)
+    assert time.monotonic() - started < 60
+    assert hashlib.md5((clone / MODEL).read_bytes()).hexdigest() == _locked_md5()
+    frame = tmp_path / "frame.jpg"
+    frame.write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
+    done = run(clone, "agecheck", "predict", str(frame), "--model", MODEL, "--params", "params.yaml")
+    row = done.stdout.strip().splitlines()[-1].split(",")
+    assert row[0] == str(frame) and row[-1] == "ok" and 0 <= float(row[7]) <= 100
+    assert (
+        "Data and pipelines are up to date" not in run(clone, "dvc", "status").stdout
+    )  # no data: still to build
