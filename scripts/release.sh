@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source .venv/bin/activate
-if ! dvc status train --quiet; then
-    echo "release: models/age_model.keras does not match dvc.lock: run dvc repro first" >&2
+if ! dvc status --quiet; then
+    echo "release: the pipeline is not up to date (dvc status): run dvc repro first, so that the" \
+        "model, dvc.lock and the metrics all match" >&2
     exit 2
 fi
 md5=$(python -c 'import yaml; lock = yaml.safe_load(open("dvc.lock"))

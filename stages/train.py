@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from dvclive import Live
 
 import agecheck.model.backbones.registry as registry
@@ -44,10 +45,13 @@ def _inputs(split: str, params: Params, full: bool) -> tuple[np.ndarray, np.ndar
     return np.load(FEATURES / f"{split}.npy"), flipped, ages
 
 
-def _fingerprint(params: Params) -> str:
-    """What the checkpoints are valid for: the params that shape training and the input files."""
-    files = [BACKBONE, *FEATURES.iterdir(), *Path("data/faces").iterdir()]
+def _fingerprint(params: Params, trainer: Trainer) -> str:
+    """What the checkpoints are valid for: the params, the input files, the code that trains
+    (this script and the package) and its libraries, the global batch."""
+    code = [Path(__file__), *Path("agecheck").rglob("*.py")]
+    files = [BACKBONE, *FEATURES.iterdir(), *Path("data/faces").iterdir(), *code]
     settings = {name: getattr(params, name).model_dump() for name in ("model", "train", "align")}
+    settings |= {"tensorflow": tf.__version__, "keras": keras.__version__, "run": trainer.digest}
     return inputs_fingerprint(settings, files)
 
 
@@ -80,7 +84,7 @@ def main() -> None:
         Examples(x_train, y_train, weights, f_train if cfg.flip else None),
         Examples(x_val, y_val),
     )
-    checkpoints = EpochCheckpoints(CHECKPOINTS, _fingerprint(params))
+    checkpoints = EpochCheckpoints(CHECKPOINTS, _fingerprint(params, trainer))
     if cluster.workers > 1:
         print(f"train: worker {cluster.rank} of {cluster.workers} ({strategy.num_replicas_in_sync} replicas)")
     with Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:

@@ -103,5 +103,9 @@ def test_bad_exported_files_are_one_line_errors(tmp_path: Path, keras_path: Path
         AgeModel.load(tmp_path / "broken.onnx")
     with pytest.raises(AgecheckError, match="a tflite file must end in .tflite"):
         export_model(AgeModel.load(keras_path), tmp_path / "model.bin")
+    exported = tmp_path / "ok.tflite"
+    export_model(AgeModel.load(keras_path), exported)
+    with pytest.raises(AgecheckError, match=r"export takes the Keras model \(.keras\), not an exported one"):
+        export_model(AgeModel.load(exported), tmp_path / "again.onnx", "onnx")
     with pytest.raises(AgecheckError, match="--quantize float16 is for --format tflite only"):
         export_model(AgeModel.load(keras_path), tmp_path / "model.onnx", "onnx", "float16")

@@ -185,6 +185,19 @@ def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_pat
     assert "000.jpg" in done.stdout
 
 
+def test_workers_with_other_params_stop_at_once(repo: Path, tmp_path: Path) -> None:
+    copies = [shutil.copytree(repo, tmp_path / f"worker{i}", symlinks=True) for i in range(2)]
+    set_params(copies[1], train={"lr": 0.01})  # worker 1 would apply the shared gradients its own way
+    workers = _start_workers(copies)
+    outputs = _finish(workers)
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 2, output
+        assert output.strip().splitlines()[-1] == (
+            "error: the workers do not train the same thing (params, training rows or batch differ): "
+            "run every worker on the same commit, params.yaml and data"
+        )
+
+
 def test_bad_tf_config_is_one_line(repo: Path) -> None:
     env = {**os.environ, "TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 0}}'}
     done = subprocess.run(

@@ -4,6 +4,7 @@ exactly the model `dvc.lock` records, and a fresh clone gets it with one `dvc pu
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,9 +28,9 @@ def _cached_outs() -> dict[str, dict]:
     return outs
 
 
-def _locked_md5() -> str:
+def _locked_md5(stage: str = "train", key: str = "outs") -> str:
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
-    return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == MODEL)
+    return next(o["md5"] for o in lock["stages"][stage][key] if o["path"] == MODEL)
 
 
 def test_nothing_but_the_model_can_be_pushed() -> None:
@@ -50,6 +51,11 @@ def test_the_remote_holds_exactly_the_model_of_dvc_lock() -> None:
         "the released model is not the one dvc.lock records: run bash scripts/release.sh"
     )
     assert hashlib.md5(stored[0].read_bytes()).hexdigest() == md5
+    assert _locked_md5("evaluate", "deps") == md5  # the committed metrics are this model's
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(stored[0])], cwd=ROOT, capture_output=True
+    )
+    assert tracked.returncode == 0, "the release is not committed: git add release"
 
 
 def test_a_fresh_clone_gets_the_model_without_training(tmp_path: Path) -> None:

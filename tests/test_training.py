@@ -183,7 +183,9 @@ def test_inputs_fingerprint_follows_settings_and_files(tmp_path: Path) -> None:
     base = inputs_fingerprint({"lr": 1}, [data])
     assert inputs_fingerprint({"lr": 1}, [data]) == base
     assert inputs_fingerprint({"lr": 2}, [data]) != base
-    data.write_bytes(b"ab")
+    data.write_bytes(b"a")  # written again, same bytes: still the same inputs
+    assert inputs_fingerprint({"lr": 1}, [data]) == base
+    data.write_bytes(b"b")
     assert inputs_fingerprint({"lr": 1}, [data]) != base
 
 

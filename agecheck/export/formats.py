@@ -57,6 +57,8 @@ def export_model(
         raise AgecheckError(f"a {fmt} file must end in {suffix} (got {out})")
     if quantize != "none" and fmt != "tflite":
         raise AgecheckError(f"--quantize {quantize} is for --format tflite only")
+    if not hasattr(model.model, "export"):
+        raise AgecheckError("export takes the Keras model (.keras), not an exported one")
     out.parent.mkdir(parents=True, exist_ok=True)
     info = {**model.info, "format": fmt, "quantize": quantize}
     # both files written whole beside their places, then renamed: never a half file at ``out``

@@ -11,20 +11,24 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from agecheck.errors import AgecheckError
+
 FINGERPRINT = "fingerprint.txt"
 PREFIX = "epoch"
 
 
 def inputs_fingerprint(settings: dict, files: Iterable[Path]) -> str:
-    """A digest of the training ``settings`` and of ``files`` (path, size, modification time): a
-    checkpoint is resumed only when neither changed. A file checked out again counts as changed,
-    which costs a fresh start, never a resume on other data."""
-    stats = []
+    """A digest of the training ``settings`` and of the content of ``files`` (the inputs and the
+    code that trains): a checkpoint is resumed only when none of them changed. By content, so a
+    file written again with the same bytes (``dvc checkout``, ``dvc repro`` on another machine)
+    still resumes; about 3 s for the 1.7 GB of inputs here."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for path in sorted(files):
-        stat = path.stat()
-        stats.append([str(path), stat.st_size, stat.st_mtime_ns])
-    payload = json.dumps({"settings": settings, "files": stats}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+        digest.update(str(path).encode())
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 23):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 class EpochCheckpoints:
@@ -50,7 +54,14 @@ class EpochCheckpoints:
         return sorted(int(Path(p).name.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
 
     def restore(self, state: tf.train.Checkpoint, epoch: int) -> None:
-        state.restore(str(self.directory / f"{PREFIX}-{epoch}")).assert_existing_objects_matched()
+        path = self.directory / f"{PREFIX}-{epoch}"
+        try:
+            state.restore(str(path)).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            reason = " ".join(str(err).split())[:200]
+            raise AgecheckError(
+                f"cannot resume from {path} ({reason}): remove {self.directory} to start afresh"
+            ) from None
 
     def save(self, state: tf.train.Checkpoint, epoch: int) -> None:
         if self._manager is None:

@@ -77,7 +77,13 @@ def training_strategy(cluster: Cluster, full: bool) -> tf.distribute.Strategy:
     Call it first: the multi-worker strategy must start before TensorFlow runs anything else.
     """
     if cluster.workers > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.OpError as err:  # e.g. this worker's port is taken
+            reason = " ".join(str(err.message).split())[:200]
+            raise AgecheckError(
+                f"cannot start this TensorFlow worker ({reason}): check TF_CONFIG's address"
+            ) from None
     if full and len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

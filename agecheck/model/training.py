@@ -9,6 +9,7 @@ loop serves one CPU, several GPUs and several machines alike.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -161,27 +162,26 @@ class Trainer:
         )
         self._steps: dict[bool, Callable] = {}
 
+    @property
+    def digest(self) -> str:
+        """What this worker trains: the params, the rows and shapes, the global batch. Workers must
+        agree on it (one with other params would apply the shared gradients its own way)."""
+        described = {
+            "train": self.net.config.model_dump(),
+            "rows": [len(self.train), len(self.val)],
+            "inputs": [list(self.train.x.shape[1:]), str(self.train.x.dtype)],
+            "global_batch": self.global_batch,
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
     def fit(self, checkpoints: EpochCheckpoints | None = None, on_epoch: EpochLogger | None = None) -> float:
         """Train; returns the best validation MAE of fine-tuning. ``on_epoch(epoch, logs)`` sees
         every epoch's logs, those of epochs replayed from a checkpoint first."""
         cfg, on_epoch = self.net.config, on_epoch or (lambda epoch, logs: None)
-        saved = checkpoints.epochs() if checkpoints is not None else []
-        start = self._common_epoch(max(saved, default=0))
-        if start == 0 and checkpoints is not None:
-            checkpoints.clear()  # nothing every worker can resume from: all start afresh
-        elif start:
-            if start not in saved:  # a worker two epochs behind: only if checkpoints were moved around
-                raise AgecheckError(
-                    f"the other workers resume after epoch {start}, which this one has not saved "
-                    f"(it has {saved}): remove models/train_checkpoint on every worker"
-                )
-            checkpoints.restore(self.state, start)  # type: ignore[union-attr]
-            print(f"train: resuming after epoch {start} from {checkpoints.directory}")  # type: ignore[union-attr]
-        log = json.loads(self.log.numpy().decode())
-        for epoch, logs in enumerate(log.get("history", [])):
-            on_epoch(epoch, logs)
         try:
             with self.watchdog or contextlib.nullcontext():
+                self._resume(checkpoints, on_epoch)
+                log = json.loads(self.log.numpy().decode())
                 best = self._epochs(checkpoints, on_epoch, log, cfg.head_epochs + cfg.epochs)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as err:
             if self.watchdog is None:
@@ -194,6 +194,25 @@ class Trainer:
         if np.isfinite(best):
             self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
         return best
+
+    def _resume(self, checkpoints: EpochCheckpoints | None, on_epoch: EpochLogger) -> None:
+        """Restore the latest epoch every worker saved, if any, and replay its log to ``on_epoch``."""
+        saved = checkpoints.epochs() if checkpoints is not None else []
+        start = self._common_epoch(max(saved, default=0))
+        if checkpoints is None:
+            return
+        if start == 0:
+            checkpoints.clear()  # nothing every worker can resume from: all start afresh
+            return
+        if start not in saved:  # a worker two epochs behind: only if checkpoints were moved around
+            raise AgecheckError(
+                f"the other workers resume after epoch {start}, which this one has not saved "
+                f"(it has {saved}): remove models/train_checkpoint on every worker"
+            )
+        checkpoints.restore(self.state, start)
+        print(f"train: resuming after epoch {start} from {checkpoints.directory}")
+        for epoch, logs in enumerate(json.loads(self.log.numpy().decode()).get("history", [])):
+            on_epoch(epoch, logs)
 
     def _epochs(
         self, checkpoints: EpochCheckpoints | None, on_epoch: EpochLogger, log: dict, total: int
@@ -231,16 +250,24 @@ class Trainer:
 
     def _common_epoch(self, latest: int) -> int:
         """The epoch every worker can resume after: the smallest of their latest checkpoints (a
-        worker that died before its last save is one behind; one with none starts all afresh)."""
+        worker that died before its last save is one behind; one with none starts all afresh).
+        Stops when the workers do not train the same thing (:attr:`digest`)."""
         if self.strategy.num_replicas_in_sync == 1:
             return latest
+        mine = int(self.digest[:15], 16)
 
         @tf.function
         def gathered() -> tf.Tensor:
-            mine = self.strategy.run(lambda: tf.constant([latest], tf.int64))
-            return self.strategy.gather(mine, axis=0)
+            values = self.strategy.run(lambda: tf.constant([[latest, mine]], tf.int64))
+            return self.strategy.gather(values, axis=0)
 
-        return int(tf.reduce_min(gathered()).numpy())
+        table = gathered().numpy()
+        if (table[:, 1] != mine).any():
+            raise AgecheckError(
+                "the workers do not train the same thing (params, training rows or batch differ): "
+                "run every worker on the same commit, params.yaml and data"
+            )
+        return int(table[:, 0].min())
 
     def _run_epoch(self, epoch: int, tuning: bool) -> dict[str, float]:
         """One pass over the training rows, then the validation rows; metrics summed over replicas."""
