@@ -177,6 +177,16 @@ def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_pat
         assert "epoch 1/41 " not in output  # the epochs before the kill were not run again
     weights = [AgeModel.load(copy / "models/age_model.keras").model.get_weights() for copy in copies]
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+    # the resumed pair ends where a pair that was never interrupted ends
+    fresh = [
+        shutil.copytree(copy, tmp_path / f"uninterrupted{i}", symlinks=True) for i, copy in enumerate(copies)
+    ]
+    for copy in fresh:
+        shutil.rmtree(copy / "models/train_checkpoint", ignore_errors=True)
+    workers = _start_workers(fresh)
+    assert all("resuming" not in output for output in _finish(workers))
+    uninterrupted = AgeModel.load(fresh[0] / "models/age_model.keras").model.get_weights()
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(weights[0], uninterrupted, strict=True))
     assert json.loads((copies[0] / "metrics/train/metrics.json").read_text())["workers"] == 2
     assert "step" in (copies[0] / "metrics/train/plots/metrics/eval/mae.tsv").read_text()
     assert not (copies[0] / "models/train_checkpoint").exists()  # removed once the model is saved
