@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  agecheck predict frame.jpg --model export/age_model.tflite",
     )
     export.add_argument(
-        "--output", type=Path, help=f"the .tflite file (default: {EXPORT_DIR}/ + the model's name .tflite)"
+        "--output",
+        type=Path,
+        help=f"the exported file (default: {EXPORT_DIR}/ + the model's name + .tflite or .onnx)",
     )
     export.add_argument(
         "--format",

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 
 #: The checkout this package lives in: the CLI's defaults resolve from here, not from the cwd.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -222,5 +222,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except (OSError, UnicodeDecodeError) as err:
         raise AgecheckError(f"cannot read {path}: {err}") from None
     except yaml.YAMLError as err:
-        raise AgecheckError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+        raise AgecheckError(f"{path} is not valid YAML: {one_line(err)}") from None
     return parse_params(raw, str(path))

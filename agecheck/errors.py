@@ -14,6 +14,12 @@ class AgecheckError(Exception):
     """A problem the user can fix (bad input layout, missing file...): shown without traceback."""
 
 
+def one_line(reason: object, limit: int | None = None) -> str:
+    """``reason`` (an exception or its message) on one line, cut to ``limit`` characters, for an
+    :class:`AgecheckError` that quotes a library's error."""
+    return " ".join(str(reason).split())[:limit]
+
+
 def exit_on_error(main: Callable[..., T]) -> Callable[..., T]:
     """Run ``main``; print an :class:`AgecheckError` as ``error: ...`` and exit with status 2."""
 

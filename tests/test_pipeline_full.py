@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agecheck.till.local_server import free_ports
 from tests import synthetic as syn
 from tests.repo_copy import copy_repo, run, set_params
 
@@ -111,19 +111,9 @@ def test_predict_cli_uses_the_trained_model(repo: Path) -> None:
     assert "000.jpg" in done.stdout
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _start_workers(copies: list[Path]) -> list[subprocess.Popen[str]]:
     """``python stages/train.py`` in each copy, as the workers of one TF_CONFIG cluster on 127.0.0.1."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(len(copies))]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(copies))]}
     return [
         subprocess.Popen(
             [sys.executable, "stages/train.py"],

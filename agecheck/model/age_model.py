@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 from agecheck.model.heads import AGE, AGE_PROBS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -112,7 +112,7 @@ class AgeModel:
         try:
             model = keras.saving.load_model(path, compile=False)
         except (OSError, ValueError, TypeError) as err:
-            raise AgecheckError(f"cannot load model {path}: {' '.join(str(err).split())[:300]}") from None
+            raise AgecheckError(f"cannot load model {path}: {one_line(err, 300)}") from None
         return cls(model, info)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 
 FINGERPRINT = "fingerprint.txt"
 PREFIX = "epoch"
@@ -58,9 +58,8 @@ class EpochCheckpoints:
         try:
             state.restore(str(path)).assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError) as err:
-            reason = " ".join(str(err).split())[:200]
             raise AgecheckError(
-                f"cannot resume from {path} ({reason}): remove {self.directory} to start afresh"
+                f"cannot resume from {path} ({one_line(err, 200)}): remove {self.directory} to start afresh"
             ) from None
 
     def save(self, state: tf.train.Checkpoint, epoch: int) -> None:

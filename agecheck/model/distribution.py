@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 
 TASK_TYPES = ("chief", "worker")
 
@@ -80,9 +80,9 @@ def training_strategy(cluster: Cluster, full: bool) -> tf.distribute.Strategy:
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.OpError as err:  # e.g. this worker's port is taken
-            reason = " ".join(str(err.message).split())[:200]
             raise AgecheckError(
-                f"cannot start this TensorFlow worker ({reason}): check TF_CONFIG's address"
+                f"cannot start this TensorFlow worker ({one_line(err.message, 200)}): "
+                "check TF_CONFIG's address"
             ) from None
     if full and len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()

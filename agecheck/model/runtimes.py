@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 
 
 def _load_error(kind: str, path: Path, err: Exception) -> AgecheckError:
-    return AgecheckError(f"cannot load {kind} model {path}: {' '.join(str(err).split())[:200]}")
+    return AgecheckError(f"cannot load {kind} model {path}: {one_line(err, 200)}")
 
 
 class LiteRTModel:

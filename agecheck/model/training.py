@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from agecheck.config import TrainConfig
-from agecheck.errors import AgecheckError
+from agecheck.errors import AgecheckError, one_line
 from agecheck.model.batches import Examples, epoch_batches, epoch_steps
 from agecheck.model.checkpoints import EpochCheckpoints
 from agecheck.model.distribution import StallWatchdog
@@ -138,11 +138,11 @@ class Trainer:
         cfg, replicas = net.config, strategy.num_replicas_in_sync
         # every replica takes an equal share of a batch: round the batch up to a multiple of them
         self.global_batch = -(-cfg.batch_size // replicas) * replicas
-        steps = epoch_steps(len(train), self.global_batch)
+        self.steps_per_epoch = epoch_steps(len(train), self.global_batch)
         with strategy.scope():
             self.head_optimizer = keras.optimizers.AdamW(cfg.lr_head, weight_decay=cfg.weight_decay)
             self.tune_optimizer = keras.optimizers.AdamW(
-                fine_tune_schedule(cfg, steps), weight_decay=cfg.weight_decay
+                fine_tune_schedule(cfg, self.steps_per_epoch), weight_decay=cfg.weight_decay
             )
             # built now, so that a checkpoint can be restored into them before the first step
             net.set_upper_trainable(False)
@@ -186,10 +186,9 @@ class Trainer:
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as err:
             if self.watchdog is None:
                 raise
-            reason = " ".join(str(err.message).split())[:160]
             raise AgecheckError(
-                f"another worker stopped ({reason}): start the same command on every worker again; "
-                "training resumes after the last saved epoch"
+                f"another worker stopped ({one_line(err.message, 160)}): start the same command on every "
+                "worker again; training resumes after the last saved epoch"
             ) from None
         if np.isfinite(best):
             self.net.train_model.set_weights([w.numpy() for w in self.best_weights])
@@ -278,7 +277,7 @@ class Trainer:
             partial(epoch_batches, self.train, self.global_batch, seed=cfg.seed, epoch=epoch, flip=cfg.flip)
         )
         loss, errors, rows = self._sum(step, train)
-        logs = {"loss": loss / epoch_steps(len(self.train), self.global_batch), "mae": errors / rows}
+        logs = {"loss": loss / self.steps_per_epoch, "mae": errors / rows}
         val = self.strategy.distribute_datasets_from_function(
             partial(epoch_batches, self.val, self.global_batch, seed=0, epoch=0, shuffle=False)
         )

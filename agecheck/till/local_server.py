@@ -22,10 +22,16 @@ class LocalServer:
     process: subprocess.Popen[bytes]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct loopback ports free now (all held open until each is known)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @contextmanager
@@ -38,7 +44,7 @@ def local_server(
     start_timeout: float = 180,
 ) -> Iterator[LocalServer]:
     """Start the service, wait until ``/health`` answers, stop it (SIGTERM) on leaving."""
-    port = free_port()
+    (port,) = free_ports()
     command = [sys.executable, "-m", "agecheck.cli", "serve", "--model", str(Path(model).resolve())]
     command += ["--params", str(Path(params).resolve()), "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(
