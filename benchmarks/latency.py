@@ -151,8 +151,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=25, help="frames per client")
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     args = parser.parse_args()
+    params = load_params(args.params)
     for model in args.model:
-        in_process(model, load_params(args.params), args.runs)
+        in_process(model, params, args.runs)
     print(f"\n3. agecheck serve on 127.0.0.1 ({args.workers} worker), {args.model[0]}, one-face frames")
     service(args.model[0], args.params, args.clients, args.requests, args.workers)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

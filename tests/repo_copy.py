@@ -23,9 +23,9 @@ def copy_repo(dest: Path, with_lock: bool = False) -> Path:
         capture_output=True,
         text=True,
     ).stdout.split("\0")
+    skipped = ("data/",) if with_lock else ("data/", "dvc.lock")
     for name in filter(None, listed):
         src = ROOT / name
-        skipped = ("data/",) if with_lock else ("data/", "dvc.lock")
         if src.is_file() and not name.startswith(skipped):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
