@@ -13,9 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def copy_repo(dest: Path, with_lock: bool = False) -> Path:
-    """Copy the files git knows (tracked and untracked-not-ignored) into a fresh git repo; without
-    ``dvc.lock`` (a pipeline not run yet) unless ``with_lock``."""
+def copy_repo(dest: Path) -> Path:
+    """Copy the files git knows (tracked and untracked-not-ignored) into a fresh git repo."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -23,10 +22,9 @@ def copy_repo(dest: Path, with_lock: bool = False) -> Path:
         capture_output=True,
         text=True,
     ).stdout.split("\0")
-    skipped = ("data/",) if with_lock else ("data/", "dvc.lock")
     for name in filter(None, listed):
         src = ROOT / name
-        if src.is_file() and not name.startswith(skipped):
+        if src.is_file() and not name.startswith(("data/", "dvc.lock")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
