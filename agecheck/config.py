@@ -143,6 +143,7 @@ class DetectConfig(Section):
     min_face: Positive
     max_faces: Positive
     retry_padding: Annotated[float, Field(ge=0, le=2)]  # no face: look again with this border (0: never)
+    tiles: Annotated[int, Field(ge=1, le=4)]  # large photos: also search tiles x tiles overlapping tiles
 
 
 class AlignConfig(Section):

@@ -49,6 +49,25 @@ def test_a_face_that_fills_the_photo_is_found_with_a_border(detector: FaceDetect
     assert np.abs(np.array(box.keypoints[:4]) - (_drawn(200, 100, 240) - (240, 140))).max() < 240 / 20
 
 
+def test_a_small_face_beside_a_large_one_is_found_in_tiles(detector: FaceDetector) -> None:
+    frame = syn.till_frame([(20, 40, 380), (470, 330, 64)])  # a customer, and someone small behind
+    whole_only = FaceDetector(changed(PARAMS.detect, tiles=1)).detect(frame)
+    assert len(whole_only) == 1 and whole_only[0].side > 200  # the 192 px pass sees only the large face
+    boxes = detector.detect(frame)
+    assert len(boxes) == 2
+    small = min(boxes, key=lambda b: b.side)
+    assert np.hypot(small.centre[0] - (470 + 32), small.centre[1] - (330 + 32)) < 20
+    assert np.abs(np.array(small.keypoints[:4]) - _drawn(470, 330, 64)).max() < 64 / 8
+    # one box per face: the large one, seen whole in the frame and cut by every tile, is not repeated
+    large = max(boxes, key=lambda b: b.side)
+    assert large.centre == pytest.approx(whole_only[0].centre, abs=large.side / 10)
+
+
+def test_tiles_leave_photos_under_twice_the_detector_input_alone(detector: FaceDetector) -> None:
+    photo = syn.till_frame([(60, 40, 200)], width=380, height=300)  # long side < 2 x 192
+    assert detector.detect(photo) == FaceDetector(changed(PARAMS.detect, tiles=1)).detect(photo)
+
+
 def _rotate(points: np.ndarray, degrees: float, centre: tuple[float, float]) -> np.ndarray:
     """Points as they move when PIL rotates the image by ``degrees`` (counter-clockwise) about ``centre``."""
     t = np.deg2rad(degrees)

@@ -14,8 +14,8 @@ from PIL import Image
 
 from agecheck import cli
 from agecheck.data.images import square_resize
-from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
-from agecheck.faces.detection import MODELS, FaceDetector, _anchors
+from agecheck.evaluation.till_check import FACE_SIDE, box_iou, till_ages, till_frame, till_summary
+from agecheck.faces.detection import MODELS, Box, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
 from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
 from tests import synthetic as syn
@@ -199,11 +199,11 @@ def test_synthetic_till_frames_put_the_face_at_till_size(detector: FaceDetector)
     (face,) = detector.detect(photo)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        frame, (x, y) = till_frame(photo, face, syn.till_frame([], seed=1), rng)
+        frame, where = till_frame(photo, face, syn.till_frame([], seed=1), rng)
         assert frame.size == (640, 480)
         (box,) = detector.detect(frame)
         assert FACE_SIDE[0] * 0.8 <= box.side <= FACE_SIDE[1] * 1.2
-        assert abs(box.centre[0] - x) < box.side / 5 and abs(box.centre[1] - y) < box.side / 5
+        assert FACE_SIDE[0] <= where.side <= FACE_SIDE[1] and box_iou(box, where) > 0.7
 
 
 def test_till_ages_count_every_photo_and_judge_the_face_where_it_is(till: Till) -> None:
@@ -215,11 +215,15 @@ def test_till_ages_count_every_photo_and_judge_the_face_where_it_is(till: Till) 
     # several faces (a customer in front of others): the one at the given place is judged
     frame = syn.till_frame(THREE_FACES)
     crops = till.crops(frame)
-    centres = [(left + size / 2, top + size / 2) for left, top, size in THREE_FACES]
-    found, ages = till_ages(till, [(frame, c) for c in centres] + [(frame, (5.0, 470.0))], batch_size=4)
-    assert list(found) == [True, True, True, False]
+    drawn = [Box(x + size / 5, y + size / 5, size * 0.6, size * 0.6, 1.0) for x, y, size in THREE_FACES]
+    # nothing at (5, 440); inside the first face but a tenth of its size: not a box around that face
+    inside = Box(*drawn[0].centre, drawn[0].width / 10, drawn[0].height / 10, 1.0)
+    elsewhere = [Box(5.0, 440.0, 30.0, 30.0, 1.0), inside]
+    found, ages = till_ages(till, [(frame, b) for b in drawn + elsewhere], batch_size=4)
+    assert list(found) == [True, True, True, False, False]
     centre = till.model.predict(square_resize(frame, till.model.input_size)[np.newaxis])
     assert ages[3] == pytest.approx(float(centre[0]), abs=1e-4)  # nothing there: the centre square
+    centres = [b.centre for b in drawn]
     for (x, y), age in zip(centres, ages, strict=False):
         index = min(
             range(3), key=lambda i: np.hypot(crops.boxes[i].centre[0] - x, crops.boxes[i].centre[1] - y)

@@ -24,30 +24,38 @@ FRAME_SIZE = (640, 480)
 #: Side of the face box in a synthetic frame, pixels (a customer 0.5 to 2 m from a till camera).
 FACE_SIDE = (80, 220)
 FRAME_JPEG_QUALITY = 85
+#: A detected box is the known face when they overlap by this much (intersection over union).
+MATCH_IOU = 0.3
 
 
-def _the_face(boxes: list[Box], at: tuple[float, float] | None) -> int | None:
-    """Index of the face to judge: the best one, or with ``at`` (where the face is known to be) the
-    nearest box that contains that point; None when there is none."""
-    if at is None:
+def _the_face(boxes: list[Box], truth: Box | None) -> int | None:
+    """Index of the face to judge: the best one, or with ``truth`` (where the face is known to be) the
+    box that overlaps it most, if by at least :data:`MATCH_IOU` (a box around someone else, even one
+    that contains the face, is not the face); None when there is none."""
+    if truth is None:
         return 0 if boxes else None
-    inside = [
-        (np.hypot(b.centre[0] - at[0], b.centre[1] - at[1]), i)
-        for i, b in enumerate(boxes)
-        if b.left <= at[0] <= b.left + b.width and b.top <= at[1] <= b.top + b.height
-    ]
-    return min(inside)[1] if inside else None
+    overlaps = [(box_iou(b, truth), i) for i, b in enumerate(boxes)]
+    best = max(overlaps, default=(0.0, None))
+    return best[1] if best[0] >= MATCH_IOU else None
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    inter = max(width, 0.0) * max(height, 0.0)
+    return inter / max(a.width * a.height + b.width * b.height - inter, 1e-9)
 
 
 def till_ages(
-    till: Till, photos: Iterable[tuple[Image.Image, tuple[float, float] | None]], batch_size: int
+    till: Till, photos: Iterable[tuple[Image.Image, Box | None]], batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(face found, estimated age) per ``(photo, where its face is or None)``: the face found there (or
+    """(face found, estimated age) per ``(photo, its face's box or None)``: the face found there (or
     the best face), or the photo's centre square when none is found, so every photo counts."""
     found, crops = [], []
-    for photo, at in photos:
+    for photo, truth in photos:
         faces = till.crops(photo)
-        index = _the_face(faces.boxes, at)
+        index = _the_face(faces.boxes, truth)
         found.append(index is not None)
         if index is None:  # nothing found there: the centre square, without detecting a second time
             crops.append(face_input(photo, None, till.align, till.model.input_size)[np.newaxis])
@@ -59,10 +67,11 @@ def till_ages(
 
 def till_frame(
     photo: Image.Image, face: Box | None, background: Image.Image, rng: np.random.Generator
-) -> tuple[Image.Image, tuple[float, float]]:
+) -> tuple[Image.Image, Box]:
     """``photo`` scaled so its face box side is 80-220 px, at a random place in a 640x480 frame over
     a blurred ``background`` (another photo, whose own face the detector may find too), re-encoded as
-    a JPEG like a camera frame; and where the pasted face's centre is in the frame."""
+    a JPEG like a camera frame; and where the pasted face is in the frame (the whole pasted photo
+    when ``face`` is None)."""
     side = face.side if face is not None else min(photo.size)
     scale = rng.uniform(*FACE_SIDE) / side
     width, height = (max(1, round(s * scale)) for s in photo.size)
@@ -76,9 +85,10 @@ def till_frame(
     frame.paste(photo.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), (left, top))
     buffer = io.BytesIO()
     frame.save(buffer, format="JPEG", quality=FRAME_JPEG_QUALITY)
-    cx, cy = face.centre if face is not None else (photo.width / 2, photo.height / 2)
-    centre = (left + cx * width / photo.width, top + cy * height / photo.height)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), centre
+    sx, sy = width / photo.width, height / photo.height
+    known = face if face is not None else Box(0.0, 0.0, photo.width, photo.height, 1.0)
+    where = Box(left + known.left * sx, top + known.top * sy, known.width * sx, known.height * sy, 1.0)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), where
 
 
 def till_summary(
