@@ -5,13 +5,11 @@ test photos through the till (whole photos, synthetic till frames) beside the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from agecheck.config import Params, load_params
-from agecheck.data.images import read_photo
 from agecheck.errors import exit_on_error
 from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.evaluate import (
@@ -21,11 +19,10 @@ from agecheck.evaluation.evaluate import (
     summary_line,
     write_evaluation,
 )
-from agecheck.evaluation.till_check import till_ages, till_frame, till_summary, whole_photos
-from agecheck.faces.table import model_inputs, read_faces, split_photos
+from agecheck.evaluation.till_check import till_metrics
+from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir, write_json
-from agecheck.till.pipeline import Till
 
 SPLITS = Path("data/split")
 SHARDS = Path("data/validated")
@@ -41,32 +38,6 @@ def predict_split(model: AgeModel, name: str, params: Params, faces: dict) -> tu
     images = model_inputs(table, SHARDS, faces, params.align, model.input_size)
     print(f"evaluate: predicting {len(table)} {name} photos")
     return table, model.predict(images, params.evaluate.batch_size)
-
-
-def till_metrics(model: AgeModel, params: Params, test: pd.DataFrame, faces: dict) -> dict[str, Any]:
-    """Whole photos and till frames of the test split through the till, beside their crops' MAE."""
-    cfg, till, out = params.evaluate, Till.from_params(model, params), {}
-    crop_ages = test.set_index("id")["predicted"]
-    if cfg.whole_photos:
-        rows, paths = whole_photos(test[test["source"] == cfg.whole_source], Path(cfg.whole_photos))
-        print(f"evaluate: {len(rows)} whole {cfg.whole_source} test photos through the till")
-        found, ages = till_ages(
-            till, ((read_photo(p, params.validate_), None) for p in paths), cfg.batch_size
-        )
-        out["whole_photos"] = till_summary(rows, found, ages, crop_ages.loc[rows["id"]].to_numpy())
-    if cfg.frames:
-        print(f"evaluate: {len(test)} test photos in synthetic till frames")
-        photos = dict(split_photos(test, SHARDS))
-        rng = np.random.default_rng(cfg.seed)
-        members = list(test["member"])
-        backgrounds = rng.permutation(len(members))
-        frames = (
-            till_frame(photos[m], faces[m], photos[members[backgrounds[i]]], rng)
-            for i, m in enumerate(members)
-        )
-        found, ages = till_ages(till, frames, cfg.batch_size)
-        out["frames"] = till_summary(test, found, ages, crop_ages.loc[test["id"]].to_numpy())
-    return out
 
 
 @exit_on_error
@@ -86,7 +57,7 @@ def main() -> None:
         "count": teens.count,
         "passed": teens.hits,
     }
-    metrics["till"] = till_metrics(model, params, test_table.assign(predicted=test_ages), faces)
+    metrics["till"] = till_metrics(model, params, test_table.assign(predicted=test_ages), faces, SHARDS)
     results = fresh_dir(RESULTS)
     validation.to_csv(results / "val_predictions.csv", index=False)
     write_evaluation(predictions, metrics, results, policy)

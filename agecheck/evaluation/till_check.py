@@ -16,8 +16,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
+from agecheck.config import Params
+from agecheck.data.images import read_photo
 from agecheck.faces.alignment import face_input
 from agecheck.faces.detection import Box
+from agecheck.faces.table import split_photos
+from agecheck.model.age_model import AgeModel
 from agecheck.till.pipeline import Till
 
 FRAME_SIZE = (640, 480)
@@ -108,6 +112,38 @@ def till_summary(
     out = summary(result)
     if result["source"].nunique() > 1:
         out["by_source"] = {name: summary(rows) for name, rows in result.groupby("source")}
+    return out
+
+
+def till_metrics(
+    model: AgeModel, params: Params, table: pd.DataFrame, faces: dict[str, Box | None], shards: Path
+) -> dict[str, Any]:
+    """Whole photos and till frames of a split's photos through the till, beside their crops' MAE.
+
+    ``table`` is the split's table with the crops' estimates in ``predicted``; ``evaluate.*`` says
+    where the whole photos are and whether to make frames (backgrounds: other photos of ``table``).
+    """
+    cfg, till, out = params.evaluate, Till.from_params(model, params), {}
+    crop_ages = table.set_index("id")["predicted"]
+    if cfg.whole_photos:
+        rows, paths = whole_photos(table[table["source"] == cfg.whole_source], Path(cfg.whole_photos))
+        print(f"evaluate: {len(rows)} whole {cfg.whole_source} photos through the till")
+        found, ages = till_ages(
+            till, ((read_photo(p, params.validate_), None) for p in paths), cfg.batch_size
+        )
+        out["whole_photos"] = till_summary(rows, found, ages, crop_ages.loc[rows["id"]].to_numpy())
+    if cfg.frames:
+        print(f"evaluate: {len(table)} photos in synthetic till frames")
+        by_member = dict(split_photos(table, shards))
+        rng = np.random.default_rng(cfg.seed)
+        members = list(table["member"])
+        backgrounds = rng.permutation(len(members))
+        frames = (
+            till_frame(by_member[m], faces[m], by_member[members[backgrounds[i]]], rng)
+            for i, m in enumerate(members)
+        )
+        found, ages = till_ages(till, frames, cfg.batch_size)
+        out["frames"] = till_summary(table, found, ages, crop_ages.loc[table["id"]].to_numpy())
     return out
 
 
