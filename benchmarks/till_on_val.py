@@ -15,14 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agecheck.config import DEFAULT_MODEL, parse_params  # noqa: E402
+from agecheck.evaluation.predict import predict_split  # noqa: E402
 from agecheck.evaluation.till_check import till_metrics  # noqa: E402
-from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
+from agecheck.faces.table import read_faces  # noqa: E402
 from agecheck.model.age_model import AgeModel  # noqa: E402
 
 SHARDS = Path("data/validated")
@@ -48,9 +48,8 @@ def main() -> None:
     params = parse_params(overridden(yaml.safe_load(Path("params.yaml").read_text()), args.settings))
     model = AgeModel.load(args.model)
     faces = read_faces(Path("data/faces/faces.csv"))
-    table = pd.read_csv("data/split/val.csv", dtype={"id": str, "source": str, "member": str, "shard": str})
-    crops = model_inputs(table, SHARDS, faces, params.align, model.input_size)
-    table = table.assign(predicted=model.predict(crops, params.evaluate.batch_size))
+    table, ages = predict_split(model, Path("data/split/val.csv"), SHARDS, faces, params)
+    table = table.assign(predicted=ages)
     print(json.dumps({"settings": args.settings, **till_metrics(model, params, table, faces, SHARDS)}))
 
 

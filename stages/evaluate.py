@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from agecheck.config import Params, load_params
+from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.evaluate import (
@@ -19,8 +18,9 @@ from agecheck.evaluation.evaluate import (
     summary_line,
     write_evaluation,
 )
+from agecheck.evaluation.predict import predict_split
 from agecheck.evaluation.till_check import till_metrics
-from agecheck.faces.table import model_inputs, read_faces
+from agecheck.faces.table import read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir, write_json
 
@@ -32,22 +32,14 @@ METRICS = Path("metrics/metrics.json")
 RESULTS = Path("metrics/evaluate")
 
 
-def predict_split(model: AgeModel, name: str, params: Params, faces: dict) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of split ``name`` and the predicted age of each (aligned crops, as in training)."""
-    table = pd.read_csv(SPLITS / f"{name}.csv", dtype={"id": str, "source": str, "member": str, "shard": str})
-    images = model_inputs(table, SHARDS, faces, params.align, model.input_size)
-    print(f"evaluate: predicting {len(table)} {name} photos")
-    return table, model.predict(images, params.evaluate.batch_size)
-
-
 @exit_on_error
 def main() -> None:
     params = load_params()
     policy = params.policy
     model = AgeModel.load(MODEL)
     faces = read_faces(FACES)
-    validation = prediction_table(*predict_split(model, "val", params, faces))
-    test_table, test_ages = predict_split(model, "test", params, faces)
+    validation = prediction_table(*predict_split(model, SPLITS / "val.csv", SHARDS, faces, params))
+    test_table, test_ages = predict_split(model, SPLITS / "test.csv", SHARDS, faces, params)
     predictions, metrics = evaluate_predictions(test_table, test_ages, policy, validation)
     both = pd.concat([validation, predictions])  # 13-17s are few: val and test together for the rule
     teens = minor_pass(both["age"], both["predicted"], policy.threshold, policy.legal_age, TEEN_AGE)

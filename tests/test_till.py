@@ -14,7 +14,7 @@ from PIL import Image
 
 from agecheck import cli
 from agecheck.data.images import square_resize
-from agecheck.evaluation.till_check import FACE_SIDE, box_iou, till_ages, till_frame, till_summary
+from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
 from agecheck.faces.detection import MODELS, Box, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
 from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
@@ -203,7 +203,7 @@ def test_synthetic_till_frames_put_the_face_at_till_size(detector: FaceDetector)
         assert frame.size == (640, 480)
         (box,) = detector.detect(frame)
         assert FACE_SIDE[0] * 0.8 <= box.side <= FACE_SIDE[1] * 1.2
-        assert FACE_SIDE[0] <= where.side <= FACE_SIDE[1] and box_iou(box, where) > 0.7
+        assert FACE_SIDE[0] <= where.side <= FACE_SIDE[1] and box.iou(where) > 0.7
 
 
 def test_till_ages_count_every_photo_and_judge_the_face_where_it_is(till: Till) -> None:

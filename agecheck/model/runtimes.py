@@ -8,6 +8,7 @@ three and :meth:`AgeModel.load` picks by the file's suffix.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,18 +19,26 @@ def _load_error(kind: str, path: Path, err: Exception) -> AgecheckError:
     return AgecheckError(f"cannot load {kind} model {path}: {one_line(err, 200)}")
 
 
+def litert_interpreter(path: Path, threads: int) -> Any:
+    """A LiteRT interpreter for ``path``, tensors allocated (``ai-edge-litert`` if installed, else
+    TensorFlow's own): for the age model and for the face detector."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - depends on what is installed
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
 class LiteRTModel:
     """A ``.tflite`` age model on LiteRT (``ai-edge-litert``, else TensorFlow's own interpreter)."""
 
     def __init__(self, path: Path, threads: int = 2) -> None:
         try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:  # pragma: no cover - depends on what is installed
-            import tensorflow as tf
-
-            Interpreter = tf.lite.Interpreter  # noqa: N806
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter = litert_interpreter(path, threads)
             signature = self.interpreter.get_signature_list()["serving_default"]
         except (ValueError, RuntimeError, KeyError) as err:
             raise _load_error("LiteRT", path, err) from None
