@@ -157,8 +157,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from agecheck.till import service
-    from agecheck.till.access import check_exposure, load_tokens
+    from agecheck.service import app as service
+    from agecheck.service.access import check_exposure, load_tokens
 
     params = load_params(args.params)
     host, port = args.host or params.serve.host, args.port or params.serve.port

@@ -1,6 +1,6 @@
 """The exported LiteRT and ONNX models against the Keras model: the same ages on val photos? How fast?
 
-    python benchmarks/export_parity.py [--model models/age_model.keras] [--split val] [--runs 200]
+    python -m benchmarks.export_parity [--model models/age_model.keras] [--split val] [--runs 200]
 
 Exports the model (LiteRT with float32 and float16 weights, ONNX) to a temporary folder with
 ``agecheck export``'s own function, runs each on the split's aligned faces (as in training), and
@@ -12,7 +12,6 @@ Keras model's, and the p50/p95 latency of one face (the till's case) and per fac
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,12 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agecheck.config import DEFAULT_MODEL, load_params  # noqa: E402
-from agecheck.export.formats import export_model  # noqa: E402
-from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
-from agecheck.model.age_model import AgeModel  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, load_params
+from agecheck.export.formats import export_model
+from agecheck.faces.table import model_inputs, read_faces
+from agecheck.model.age_model import AgeModel
 
 
 def latency_ms(model: AgeModel, faces: np.ndarray, runs: int) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """How often the age interval of the service (``agecheck.model.age_model``) holds the true age.
 
-    python benchmarks/interval_coverage.py [--split val] [--coverage 0.8] [--model models/age_model.keras]
+    python -m benchmarks.interval_coverage [--split val] [--coverage 0.8] [--model models/age_model.keras]
 
 Runs the model on a split of the pipeline (aligned faces, as in training) and prints, overall and
 per source, the share of photos whose true age lies inside the interval, and the interval's
@@ -10,17 +10,14 @@ median width. An honest 80 % interval holds the true age for about 80 % of the p
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agecheck.config import DEFAULT_MODEL, load_params  # noqa: E402
-from agecheck.faces.table import model_inputs, read_faces  # noqa: E402
-from agecheck.model.age_model import AgeModel  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, load_params
+from agecheck.faces.table import model_inputs, read_faces
+from agecheck.model.age_model import AgeModel
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Latency, throughput and memory of the till code on this machine's CPU.
 
-    python benchmarks/latency.py [--model models/age_model.keras [export/age_model.tflite ...]]
+    python -m benchmarks.latency [--model models/age_model.keras [export/age_model.tflite ...]]
                                  [--runs 100] [--clients 4]
 
 Prints:
@@ -23,7 +23,6 @@ import argparse
 import io
 import os
 import resource
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,15 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, load_params  # noqa: E402
-from agecheck.data.images import normalize_photo  # noqa: E402
-from agecheck.model.age_model import AgeModel  # noqa: E402
-from agecheck.till.cartoon import till_frame  # noqa: E402
-from agecheck.till.local_server import local_server  # noqa: E402
-from agecheck.till.pipeline import Till  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, load_params
+from agecheck.data.images import normalize_photo
+from agecheck.model.age_model import AgeModel
+from agecheck.till.pipeline import Till
+from tests.support.cartoon import till_frame
+from tests.support.local_server import local_server
 
 
 def jpeg_bytes(image: Image.Image) -> bytes:

@@ -1,6 +1,6 @@
 """``agecheck serve`` under load: 1, 8 and 32 concurrent tills on loopback, with a token.
 
-    python benchmarks/load.py [--model models/age_model.keras] [--requests 300 800 1200]
+    python -m benchmarks.load [--model models/age_model.keras] [--requests 300 800 1200]
 
 Starts the service (its params, an API token of its own in ``$AGECHECK_TOKEN``), then for each
 number of clients sends a bounded number of one-face 640x480 JPEG frames, each client posting its
@@ -18,7 +18,6 @@ import asyncio
 import io
 import json
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +26,9 @@ import httpx
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, load_params  # noqa: E402
-from agecheck.till.cartoon import till_frame  # noqa: E402
-from agecheck.till.local_server import local_server  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, load_params
+from tests.support.cartoon import till_frame
+from tests.support.local_server import local_server
 
 #: Requests of the whole run at which the server's memory is read.
 MEMORY_AT = (500, 2000)

@@ -1,6 +1,6 @@
 """The evaluate stage's till figures on the validation split, for choosing ``detect``/``align`` params.
 
-    python benchmarks/till_on_val.py [--model models/age_model.keras] [-S detect.tiles=1 ...]
+    python -m benchmarks.till_on_val [--model models/age_model.keras] [-S detect.tiles=1 ...]
 
 Runs :func:`agecheck.evaluation.till_check.till_metrics` (the whole ``aaf_whole`` photos of the
 split's AAF photos, and every photo in a synthetic till frame, each through ``agecheck predict``'s
@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agecheck.config import DEFAULT_MODEL, parse_params  # noqa: E402
-from agecheck.evaluation.predict import predict_split  # noqa: E402
-from agecheck.evaluation.till_check import till_metrics  # noqa: E402
-from agecheck.faces.table import read_faces  # noqa: E402
-from agecheck.model.age_model import AgeModel  # noqa: E402
+from agecheck.config import DEFAULT_MODEL, parse_params
+from agecheck.evaluation.predict import predict_split
+from agecheck.evaluation.till_check import till_metrics
+from agecheck.faces.table import read_faces
+from agecheck.model.age_model import AgeModel
 
 SHARDS = Path("data/validated")
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
-from agecheck.faces.table import find_faces
+from agecheck.faces.find import find_faces
 from agecheck.outputs import fresh_dir, write_json
 
 PHOTOS = Path("data/validated")

@@ -15,8 +15,8 @@ from agecheck.config import load_params
 from agecheck.data.split import SPLITS
 from agecheck.errors import exit_on_error
 from agecheck.faces.table import model_inputs, read_faces
-from agecheck.model.features import extract
 from agecheck.outputs import fresh_dir, write_json
+from agecheck.training.features import extract
 
 OUT = Path("data/features")
 

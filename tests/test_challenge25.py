@@ -21,7 +21,7 @@ from agecheck.evaluation.challenge25 import (
 )
 from agecheck.evaluation.evaluate import evaluate_predictions, headline
 from agecheck.evaluation.report import build_report
-from tests.params import PARAMS, changed
+from tests.support.params import PARAMS, changed
 
 POLICY = changed(PARAMS.policy, threshold=25, legal_age=18, max_minor_pass_rate=0.25)
 #                 minors (4)          18-24 (1)   adults 25+ (3)

@@ -13,9 +13,9 @@ import pytest
 from agecheck import cli, cli_io
 from agecheck.data.images import read_photo, square_resize
 from agecheck.model.age_model import AgeModel
-from tests import synthetic as syn
-from tests.params import PARAMS
-from tests.tiny_models import save_regression_model
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS
+from tests.support.tiny_models import save_regression_model
 
 
 @pytest.fixture(scope="module")

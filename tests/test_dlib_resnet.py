@@ -20,7 +20,7 @@ from agecheck.model.backbones.dlib_resnet import (
     weights_file,
 )
 from agecheck.model.backbones.registry import build_backbone
-from tests.synthetic_chips import RECIPES, synthetic_chip
+from tests.support.synthetic_chips import RECIPES, synthetic_chip
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "dlib_reference.json").read_text())
 TOLERANCE = 1e-4

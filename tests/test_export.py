@@ -14,8 +14,8 @@ from agecheck import cli
 from agecheck.errors import AgecheckError
 from agecheck.export.formats import export_model
 from agecheck.model.age_model import AgeModel
-from tests import synthetic as syn
-from tests.tiny_models import save_dex_model
+from tests.support import synthetic as syn
+from tests.support.tiny_models import save_dex_model
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,12 @@ from agecheck.data.images import square_resize
 from agecheck.data.shards import ShardWriter
 from agecheck.errors import AgecheckError
 from agecheck.faces.alignment import PAD_COLOUR, align_face, face_input, face_square
-from agecheck.faces.detection import KEYPOINTS, Box, FaceDetector
-from agecheck.faces.table import box_from_row, face_row, find_faces, model_inputs, read_faces
-from tests import synthetic as syn
-from tests.params import PARAMS, changed
+from agecheck.faces.box import KEYPOINTS, Box
+from agecheck.faces.detection import FaceDetector
+from agecheck.faces.find import find_faces
+from agecheck.faces.table import box_from_row, face_row, model_inputs, read_faces
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS, changed
 
 ALIGN = AlignConfig(face_scale=0.6, centre_shift=0.1)
 #: Where draw_cartoon_face puts the right eye, left eye, nose and mouth on its 200 x 200 grid.

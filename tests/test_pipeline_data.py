@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests import synthetic as syn
-from tests.repo_copy import copy_repo, run, set_params
+from tests.support import synthetic as syn
+from tests.support.repo_copy import copy_repo, run, set_params
 
 
 def _clean_source(folder: Path, count: int, seed: int) -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agecheck.till.local_server import free_ports
-from tests import synthetic as syn
-from tests.repo_copy import copy_repo, run, set_params
+from tests.support import synthetic as syn
+from tests.support.local_server import free_ports
+from tests.support.repo_copy import copy_repo, run, set_params
 
 TINY = {
     "model": {

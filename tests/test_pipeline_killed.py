@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import synthetic as syn
-from tests.repo_copy import copy_repo, run, set_params
+from tests.support import synthetic as syn
+from tests.support.repo_copy import copy_repo, run, set_params
 from tests.test_pipeline_full import TINY
 
 COUNT = 240

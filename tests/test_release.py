@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from tests import synthetic as syn
-from tests.repo_copy import ROOT, run
+from tests.support import synthetic as syn
+from tests.support.repo_copy import ROOT, run
 
 MODEL = "models/age_model.keras"
 REMOTE = ROOT / "release" / "dvc-remote"

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from agecheck import cli
 from agecheck.config import DEFAULT_PARAMS
 from agecheck.model.age_model import AgeModel
-from agecheck.till.batching import Batcher
+from agecheck.service.app import create_app
+from agecheck.service.batching import Batcher
 from agecheck.till.pipeline import Till
-from agecheck.till.service import create_app
-from tests import synthetic as syn
-from tests.params import PARAMS, changed
-from tests.tiny_models import save_dex_model
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS, changed
+from tests.support.tiny_models import save_dex_model
 
 MAX_BYTES = 300_000
 ONE_FACE = [(250, 120, 180)]

@@ -15,14 +15,14 @@ from fastapi.testclient import TestClient
 from agecheck import cli
 from agecheck.errors import AgecheckError
 from agecheck.model.age_model import AgeModel
+from agecheck.service.access import check_exposure, load_tokens
+from agecheck.service.app import create_app
+from agecheck.service.gate import Gate
 from agecheck.till import access
-from agecheck.till.access import check_exposure, load_tokens
-from agecheck.till.gate import Gate
 from agecheck.till.pipeline import Till
-from agecheck.till.service import create_app
-from tests import synthetic as syn
-from tests.params import PARAMS, changed
-from tests.tiny_models import save_dex_model
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS, changed
+from tests.support.tiny_models import save_dex_model
 
 TOKEN = "till-token-0123456789abcdef"
 OLD_TOKEN = "old-token-fedcba9876543210"

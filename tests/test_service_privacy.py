@@ -15,9 +15,9 @@ import httpx
 import yaml
 
 from agecheck.config import DEFAULT_PARAMS
-from agecheck.till.local_server import local_server
-from tests import synthetic as syn
-from tests.tiny_models import save_dex_model
+from tests.support import synthetic as syn
+from tests.support.local_server import local_server
+from tests.support.tiny_models import save_dex_model
 
 TOKEN = "privacy-test-token-5f0c1d2e3b4a"
 WRONG_TOKEN = "wrong-token-c0ffee-0123456789"

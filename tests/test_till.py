@@ -15,12 +15,13 @@ from PIL import Image
 from agecheck import cli
 from agecheck.data.images import square_resize
 from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
-from agecheck.faces.detection import MODELS, Box, FaceDetector, _anchors
+from agecheck.faces.box import Box
+from agecheck.faces.detection import MODELS, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
 from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
-from tests import synthetic as syn
-from tests.params import PARAMS, changed
-from tests.tiny_models import save_dex_model, save_regression_model
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS, changed
+from tests.support.tiny_models import save_dex_model, save_regression_model
 
 THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 

@@ -17,16 +17,15 @@ import yaml
 from agecheck.config import DEFAULT_PARAMS, parse_params
 from agecheck.data.age_bands import band_balance_weights
 from agecheck.errors import AgecheckError
-from agecheck.model.age_model import AgeModel
+from agecheck.model.age_model import AGE, AGE_PROBS, AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
-from agecheck.model.batches import Examples, epoch_batches
-from agecheck.model.checkpoints import EpochCheckpoints, inputs_fingerprint
-from agecheck.model.distribution import StallWatchdog, read_cluster
-from agecheck.model.heads import AGE, AGE_PROBS
-from agecheck.model.losses import ldl_loss
-from agecheck.model.training import AgeNet, Trainer, fine_tune_schedule
-from tests import synthetic as syn
-from tests.params import train_config
+from agecheck.training.batches import Examples, epoch_batches
+from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
+from agecheck.training.distribution import StallWatchdog, read_cluster
+from agecheck.training.losses import ldl_loss
+from agecheck.training.trainer import AgeNet, Trainer, fine_tune_schedule
+from tests.support import synthetic as syn
+from tests.support.params import train_config
 
 SIZE = 32
 CUTS = {

@@ -17,8 +17,8 @@ from agecheck.data.ingest import pack_source
 from agecheck.data.shards import iter_shard
 from agecheck.data.validation import validate_sources
 from agecheck.errors import AgecheckError
-from tests import synthetic as syn
-from tests.params import PARAMS, changed
+from tests.support import synthetic as syn
+from tests.support.params import PARAMS, changed
 
 CONFIG = changed(PARAMS.validate_, min_side=32, max_side=0, workers=1, shard_size=4)
 LIMITS = PhotoLimits(min_side=32, max_pixels=40_000_000, max_bytes=30_000_000, max_aspect=3.0)

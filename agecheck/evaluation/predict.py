@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from agecheck.config import Params
-from agecheck.faces.detection import Box
+from agecheck.faces.box import Box
 from agecheck.faces.table import model_inputs
 from agecheck.model.age_model import AgeModel
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageFilter
 from agecheck.config import Params
 from agecheck.data.images import read_photo
 from agecheck.faces.alignment import face_input
-from agecheck.faces.detection import Box
+from agecheck.faces.box import Box
 from agecheck.faces.table import split_photos
 from agecheck.model.age_model import AgeModel
 from agecheck.till.pipeline import Till

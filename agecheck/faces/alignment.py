@@ -13,7 +13,7 @@ from PIL import Image
 
 from agecheck.config import AlignConfig
 from agecheck.data.images import square_resize
-from agecheck.faces.detection import Box
+from agecheck.faces.box import Box
 
 #: Fill for the parts of a crop outside the photo: mid grey, close to what the backbones subtract.
 PAD_COLOUR = (124, 117, 104)

@@ -1,4 +1,5 @@
-"""The faces table: the best face BlazeFace finds in every usable photo, found once (stage faces).
+"""The faces table (stage faces, :mod:`agecheck.faces.find`): its rows, reading it, and cutting from
+it what the model sees of every photo of a split.
 
 One row per photo of ``data/validated``: box, score and keypoints in the validated photo's pixels, or
 ``found`` false (the photo is then cut as its centre square, see :func:`agecheck.faces.alignment.face_input`).
@@ -7,9 +8,7 @@ One row per photo of ``data/validated``: box, score and keypoints in the validat
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from agecheck.config import AlignConfig, DetectConfig
+from agecheck.config import AlignConfig
 from agecheck.data.shards import iter_shard
 from agecheck.errors import AgecheckError
 from agecheck.faces.alignment import face_input
-from agecheck.faces.detection import KEYPOINTS, Box, FaceDetector
+from agecheck.faces.box import KEYPOINTS, Box
 
 BOX_COLUMNS = ("left", "top", "width", "height")
 KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINTS for axis in "xy")
@@ -51,39 +50,6 @@ def box_from_row(row: dict[str, Any]) -> Box | None:
     points = [float(row[k]) for k in KEYPOINT_COLUMNS]
     keypoints = tuple(zip(points[0::2], points[1::2], strict=True))
     return Box(*(float(row[k]) for k in BOX_COLUMNS), float(row["score"]), keypoints)
-
-
-def _find_in_shard(task: tuple[Path, dict[str, str], DetectConfig]) -> list[dict[str, Any]]:
-    """Rows for the wanted members of one shard (runs in a worker process with its own detector)."""
-    path, sources, detect = task
-    detector = FaceDetector(detect)
-    rows = []
-    for member, data in iter_shard(path):
-        if member in sources:
-            boxes = detector.detect(Image.open(io.BytesIO(data)).convert("RGB"))
-            rows.append(face_row(member, sources[member], boxes[0] if boxes else None))
-    return rows
-
-
-def find_faces(
-    photos: pd.DataFrame, shards_dir: Path, detect: DetectConfig, workers: int = 0
-) -> pd.DataFrame:
-    """The faces table of the rows of ``photos`` (``member``, ``source``, ``shard``), in their order."""
-    sources = dict(zip(photos["member"], photos["source"], strict=True))
-    tasks = [
-        (shards_dir / shard, {m: sources[m] for m in group["member"]}, detect)
-        for shard, group in photos.groupby("shard", sort=True)
-    ]
-    rows: list[dict[str, Any]] = []
-    with (
-        ProcessPoolExecutor(min(len(tasks), workers or os.cpu_count() or 1)) as pool,
-        tqdm(total=len(photos), desc="faces", unit="photo", mininterval=10) as bar,
-    ):
-        for found in pool.map(_find_in_shard, tasks):
-            rows += found
-            bar.update(len(found))
-    table = pd.DataFrame(rows, columns=list(COLUMNS)).set_index("member")
-    return table.loc[list(photos["member"])].reset_index()
 
 
 def read_faces(path: Path) -> dict[str, Box | None]:

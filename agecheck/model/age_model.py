@@ -12,7 +12,6 @@ age). A model without it gets the estimate ± its validation MAE (``val_mae`` in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,12 @@ from typing import Any
 import numpy as np
 
 from agecheck.errors import AgecheckError, one_line
-from agecheck.model.heads import AGE, AGE_PROBS
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: The oldest age of a DEX model's softmax (over the ages 0..MAX_AGE).
+MAX_AGE = 100
+#: Names of a model's outputs: the age in years, and (DEX) the softmax over the ages 0..MAX_AGE.
+#: Defined here, not beside the Keras layers, so that running an exported model imports no Keras.
+AGE, AGE_PROBS = "age", "age_probs"
 
 
 #: The files ``agecheck export`` writes, by format (run by ``agecheck.model.runtimes``).

@@ -11,9 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-MAX_AGE = 100
-#: Names of a model's outputs: the age in years, and (DEX) the softmax over the ages 0..MAX_AGE.
-AGE, AGE_PROBS = "age", "age_probs"
+from agecheck.model.age_model import AGE, AGE_PROBS, MAX_AGE
 
 
 def expected_age(probabilities):  # type: ignore[no-untyped-def]

@@ -18,7 +18,8 @@ from PIL import Image
 
 from agecheck.config import AlignConfig, DetectConfig, Params, PolicyConfig
 from agecheck.faces.alignment import face_input
-from agecheck.faces.detection import Box, FaceDetector
+from agecheck.faces.box import Box
+from agecheck.faces.detection import FaceDetector
 from agecheck.model.age_model import AgeEstimate, AgeModel
 
 ASK_FOR_ID = "ask_for_id"

@@ -15,7 +15,7 @@ import dlib
 import numpy as np
 
 from agecheck.model.backbones.dlib_resnet import weights_file
-from tests.synthetic_chips import RECIPES, synthetic_chip
+from tests.support.synthetic_chips import RECIPES, synthetic_chip
 
 OUT = Path(__file__).with_name("dlib_reference.json")
 

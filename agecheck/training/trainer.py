@@ -22,11 +22,12 @@ from keras import layers, ops
 
 from agecheck.config import TrainConfig
 from agecheck.errors import AgecheckError, one_line
-from agecheck.model.batches import Examples, epoch_batches, epoch_steps
-from agecheck.model.checkpoints import EpochCheckpoints
-from agecheck.model.distribution import StallWatchdog
-from agecheck.model.heads import AGE, AGE_PROBS, age_head, mirror_averaged
-from agecheck.model.losses import age_error, ldl_loss
+from agecheck.model.age_model import AGE, AGE_PROBS
+from agecheck.model.heads import age_head, mirror_averaged
+from agecheck.training.batches import Examples, epoch_batches, epoch_steps
+from agecheck.training.checkpoints import EpochCheckpoints
+from agecheck.training.distribution import StallWatchdog
+from agecheck.training.losses import age_error, ldl_loss
 
 EpochLogger = Callable[[int, dict[str, float]], None]
 #: Several workers: stop when no step finishes for this long (a step takes well under a second here,

@@ -8,7 +8,7 @@
 
 With a token configured (``serve.token_env`` / ``serve.token_file``), every other request needs it
 (401 otherwise, before the body is read); at most ``serve.max_in_flight`` predictions run at once
-and the others get 503 with ``Retry-After`` at once (``agecheck.till.gate``).
+and the others get 503 with ``Retry-After`` at once (``agecheck.service.gate``).
 
 Hostile input is expected: the body is read into memory only up to ``max_bytes`` (413 beyond),
 only image content types are accepted (415), the pixel count is checked from the header before
@@ -42,11 +42,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params
 from agecheck.data.images import PhotoRejected, normalize_photo
 from agecheck.model.age_model import AgeModel
-from agecheck.till.access import load_tokens
-from agecheck.till.batching import Batcher
-from agecheck.till.gate import Gate
+from agecheck.service.access import load_tokens
+from agecheck.service.batching import Batcher
+from agecheck.service.gate import Gate
+from agecheck.service.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
 from agecheck.till.pipeline import FaceCrops, Till
-from agecheck.till.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
 
 log = logging.getLogger("agecheck.service")
 

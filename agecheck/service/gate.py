@@ -13,7 +13,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agecheck.config import ServeConfig
-from agecheck.till.access import token_matches
+from agecheck.service.access import token_matches
 
 #: Paths anyone may call: the load balancer's health check.
 OPEN_PATHS = frozenset({"/health"})

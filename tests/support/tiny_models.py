@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agecheck.model.age_model import AgeModel
-from tests.params import train_config
+from tests.support.params import train_config
 
 SIZE = 32
 
@@ -15,7 +15,7 @@ def save_dex_model(path: Path, size: int = SIZE) -> Path:
     on a one-convolution 'backbone'."""
     import keras
 
-    from agecheck.model.training import AgeNet
+    from agecheck.training.trainer import AgeNet
 
     keras.utils.set_random_seed(0)
     image = keras.Input((None, None, 3))

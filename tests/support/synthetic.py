@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agecheck.till.cartoon import SKINS, draw_cartoon_face, till_frame  # noqa: F401 - for the tests
+from tests.support.cartoon import SKINS, draw_cartoon_face, till_frame  # noqa: F401 - for the tests
 
 RNG = np.random.default_rng(0)
 
