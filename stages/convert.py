@@ -7,6 +7,7 @@ from pathlib import Path
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.model.backbones.registry import build_backbone
+from agecheck.model.saving import save_keras
 
 OUT = Path("models/backbone.keras")
 
@@ -15,8 +16,7 @@ OUT = Path("models/backbone.keras")
 def main() -> None:
     params = load_params().model
     backbone = build_backbone(params.backbone, params.pretrained, params.weights_path)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    backbone.save(OUT)
+    save_keras(backbone, OUT)
     print(f"convert: {backbone.name} ({backbone.count_params():,} weights) -> {OUT}")
 
 

@@ -6,23 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
-from agecheck.evaluation.challenge25 import TEEN_AGE, minor_pass
 from agecheck.evaluation.evaluate import (
     evaluate_predictions,
-    headline,
     prediction_table,
     summary_line,
     write_evaluation,
 )
 from agecheck.evaluation.predict import predict_split
+from agecheck.evaluation.results import TillCheck
 from agecheck.evaluation.till_check import till_metrics
 from agecheck.faces.table import read_faces
 from agecheck.model.age_model import AgeModel
-from agecheck.outputs import fresh_dir, write_json
+from agecheck.outputs import fresh_dir
 
 SPLITS = Path("data/split")
 SHARDS = Path("data/validated")
@@ -40,31 +37,26 @@ def main() -> None:
     faces = read_faces(FACES)
     validation = prediction_table(*predict_split(model, SPLITS / "val.csv", SHARDS, faces, params))
     test_table, test_ages = predict_split(model, SPLITS / "test.csv", SHARDS, faces, params)
-    predictions, metrics = evaluate_predictions(test_table, test_ages, policy, validation)
-    both = pd.concat([validation, predictions])  # 13-17s are few: val and test together for the rule
-    teens = minor_pass(both["age"], both["predicted"], policy.threshold, policy.legal_age, TEEN_AGE)
-    metrics["challenge25"]["teens_val_test"] = {
-        "rate": teens.value,
-        "upper95": teens.upper95,
-        "count": teens.count,
-        "passed": teens.hits,
-    }
-    metrics["till"] = till_metrics(model, params, test_table.assign(predicted=test_ages), faces, SHARDS)
+    predictions, evaluation = evaluate_predictions(test_table, test_ages, policy, validation)
+    till = TillCheck.model_validate(
+        till_metrics(model, params, test_table.assign(predicted=test_ages), faces, SHARDS)
+    )
+    evaluation = evaluation.model_copy(update={"till": till})
     results = fresh_dir(RESULTS)
     validation.to_csv(results / "val_predictions.csv", index=False)
-    write_evaluation(predictions, metrics, results, policy)
-    write_json(METRICS, headline(metrics))
-    c25 = metrics["challenge25"]
-    print(f"evaluate: test {summary_line(metrics)} -> {METRICS}")
+    write_evaluation(predictions, evaluation, results, policy)
+    evaluation.headline().write(METRICS)
+    c25 = evaluation.challenge25
+    print(f"evaluate: test {summary_line(evaluation)} -> {METRICS}")
     print(
-        f"evaluate: Challenge {policy.threshold:g}: minors served without ID {c25['minor_pass_rate']} "
-        f"(13-17: {c25['teen_pass_rate']}), adults asked for ID {c25['adult_check_rate']}; threshold for "
-        f"<= {policy.max_minor_pass_rate:.0%} on val: {c25['safe_threshold'].get('threshold')}"
+        f"evaluate: Challenge {policy.threshold:g}: minors served without ID {c25.minor_pass_rate} "
+        f"(13-17: {c25.teen_pass_rate}), adults asked for ID {c25.adult_check_rate}; threshold for "
+        f"<= {policy.max_minor_pass_rate:.0%} on val: {c25.safe_threshold.threshold}"
     )
-    for name, summary in metrics["till"].items():
+    for name, summary in till.checks().items():
         print(
-            f"evaluate: till, {name}: faces found {summary['faces_found']:.1%}, MAE {summary['mae']} "
-            f"(the same photos' crops: {summary['mae_crops']})"
+            f"evaluate: till, {name}: faces found {summary.faces_found:.1%}, MAE {summary.mae} "
+            f"(the same photos' crops: {summary.mae_crops})"
         )
 
 

@@ -15,7 +15,7 @@ from agecheck.config import load_params
 from agecheck.data.split import SPLITS
 from agecheck.errors import exit_on_error
 from agecheck.faces.table import model_inputs, read_faces
-from agecheck.outputs import fresh_dir, write_json
+from agecheck.outputs import fresh_dir
 from agecheck.training.features import extract
 
 OUT = Path("data/features")
@@ -30,7 +30,6 @@ def main() -> None:
     )
     faces = read_faces(Path("data/faces/faces.csv"))
     fresh_dir(OUT)
-    timings = {}
     for split in SPLITS:
         table = pd.read_csv(f"data/split/{split}.csv", dtype={"file_name": str})
         table.to_csv(OUT / f"{split}.csv", index=False)
@@ -42,9 +41,7 @@ def main() -> None:
         if feats.flip:
             flipped = extract(lower, images, feats.batch_size, flip=True, desc=f"{split} mirrored")
             np.save(OUT / f"{split}_flip.npy", flipped)
-        timings[split] = round(time.monotonic() - started, 1)
-        print(f"features {split}: {len(table)} photos in {timings[split]} s")
-    write_json(Path("metrics/features.json"), {"seconds": timings})
+        print(f"features {split}: {len(table)} photos in {time.monotonic() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from agecheck.errors import exit_on_error
-from agecheck.evaluation.evaluate import DETAILS
 from agecheck.evaluation.report import FIGURES, build_report
+from agecheck.evaluation.results import DETAILS, PREDICTIONS, Evaluation
 
 RESULTS = Path("metrics/evaluate")
 REPORT = Path("metrics/report.md")
@@ -17,14 +16,14 @@ REPORT = Path("metrics/report.md")
 
 @exit_on_error
 def main() -> None:
-    metrics = json.loads((RESULTS / DETAILS).read_text(encoding="utf-8"))
-    predictions = pd.read_csv(RESULTS / "predictions.csv", dtype={"id": str})
+    evaluation = Evaluation.read(RESULTS / DETAILS)
+    predictions = pd.read_csv(RESULTS / PREDICTIONS, dtype={"id": str})
     figures = [
         ((RESULTS / name).relative_to(REPORT.parent).as_posix(), caption)
         for name, caption in FIGURES
         if (RESULTS / name).is_file()
     ]
-    REPORT.write_text(build_report(metrics, predictions, figures), encoding="utf-8")
+    REPORT.write_text(build_report(evaluation, predictions, figures), encoding="utf-8")
     print(f"report: {REPORT}")
 
 

@@ -15,13 +15,6 @@ from agecheck.data.images import read_photo, square_resize
 from agecheck.model.age_model import AgeModel
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS
-from tests.support.tiny_models import save_regression_model
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model whose age is 10 + 20 x (sum of the mean channel brightness, 0..1 each)."""
-    return save_regression_model(tmp_path_factory.mktemp("model") / "m.keras")
 
 
 def _ages(model_path: Path, files: list[Path]) -> np.ndarray:
@@ -52,9 +45,9 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_predict_prints_table(
-    model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
+    regression_model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["predict", str(photo_folder), "--no-detect", "--model", str(model_path)]) == 0
+    assert cli.main(["predict", str(photo_folder), "--no-detect", "--model", str(regression_model_path)]) == 0
     out, err = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [Path(r["file"]).name for r in rows] == ["a.jpg", "b.png", "broken.jpg", "c.jpg"]
@@ -68,11 +61,15 @@ def test_predict_prints_table(
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_predict_output_files(
-    model_path: Path, photo_folder: Path, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+    regression_model_path: Path,
+    photo_folder: Path,
+    tmp_path: Path,
+    suffix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(cli_io, "CHUNK", 2)  # several chunks and batches on 4 files
     output = tmp_path / f"ages{suffix}"
-    model = ["--model", str(model_path)]
+    model = ["--model", str(regression_model_path)]
     argv = ["predict", str(photo_folder), "--no-detect", *model, "--batch-size", "1", "--output", str(output)]
     assert cli.main(argv) == 0
     if suffix == ".csv":
@@ -86,19 +83,29 @@ def test_predict_output_files(
     assert sum(bool(r["age"]) and not r["error"] for r in rows) == 3
 
 
-def test_predict_ages_match_predictor(model_path: Path, photo_folder: Path, tmp_path: Path) -> None:
+def test_predict_ages_match_predictor(
+    regression_model_path: Path, photo_folder: Path, tmp_path: Path
+) -> None:
     output = tmp_path / "ages.json"
-    argv = ["predict", str(photo_folder / "a.jpg"), "--no-detect", "--model", str(model_path)]
+    argv = ["predict", str(photo_folder / "a.jpg"), "--no-detect", "--model", str(regression_model_path)]
     cli.main([*argv, "--output", str(output)])
-    expected = _ages(model_path, [photo_folder / "a.jpg"])[0]
+    expected = _ages(regression_model_path, [photo_folder / "a.jpg"])[0]
     assert json.loads(output.read_text())[0]["age"] == pytest.approx(expected, abs=0.051)
 
 
 def test_predict_nothing_readable_exits_1(
-    model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
+    regression_model_path: Path, photo_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert (
-        cli.main(["predict", str(photo_folder / "broken.jpg"), "--no-detect", "--model", str(model_path)])
+        cli.main(
+            [
+                "predict",
+                str(photo_folder / "broken.jpg"),
+                "--no-detect",
+                "--model",
+                str(regression_model_path),
+            ]
+        )
         == 1
     )
     assert "not_an_image" in capsys.readouterr().err
@@ -147,21 +154,21 @@ def labelled_folder(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 
 
 def test_evaluate(
-    model_path: Path,
+    regression_model_path: Path,
     labelled_folder: tuple[Path, dict[str, int]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder, usable = labelled_folder
     output, plots = tmp_path / "out" / "metrics.json", tmp_path / "plots"
-    argv = ["evaluate", str(folder), "--model", str(model_path), "--output", str(output)]
+    argv = ["evaluate", str(folder), "--model", str(regression_model_path), "--output", str(output)]
     assert cli.main([*argv, "--plots", str(plots)]) == 0
     err = capsys.readouterr().err
     assert "skipped 1 label rows: age_out_of_range 1" in err
     assert "skipped 2 photos" in err and "file_missing 1" in err and "not_an_image 1" in err
     assert "MAE" in err and "mysource" in err
 
-    predicted = _ages(model_path, [folder / "final_files" / name for name in usable])
+    predicted = _ages(regression_model_path, [folder / "final_files" / name for name in usable])
     expected_mae = float(np.mean(np.abs(predicted - np.array(list(usable.values())))))
     metrics = json.loads(output.read_text())
     assert metrics["count"] == 3
@@ -181,9 +188,11 @@ def test_evaluate(
 
 
 def test_evaluate_prints_json(
-    model_path: Path, labelled_folder: tuple[Path, dict[str, int]], capsys: pytest.CaptureFixture[str]
+    regression_model_path: Path,
+    labelled_folder: tuple[Path, dict[str, int]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder, _ = labelled_folder
-    assert cli.main(["evaluate", str(folder), "--model", str(model_path)]) == 0
+    assert cli.main(["evaluate", str(folder), "--model", str(regression_model_path)]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["count"] == 3 and set(metrics["mae_by_source"]) == {"mysource"}

@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 #: Data files in the package that a module reads at run time (a stage running it depends on them).
-DATA_READ_BY: dict[str, tuple[str, ...]] = {}
+DATA_READ_BY: dict[str, tuple[str, ...]] = {
+    "agecheck/faces/detection.py": (
+        "agecheck/faces/blazeface/face_detection_short_range.tflite",
+        "agecheck/faces/blazeface/face_detection_full_range.tflite",
+        "agecheck/faces/blazeface/face_detection_full_range_sparse.tflite",
+    ),
+}
 
 
 def _module_file(name: str) -> Path | None:

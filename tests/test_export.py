@@ -15,12 +15,6 @@ from agecheck.errors import AgecheckError
 from agecheck.export.formats import export_model
 from agecheck.model.age_model import AgeModel
 from tests.support import synthetic as syn
-from tests.support.tiny_models import save_dex_model
-
-
-@pytest.fixture(scope="module")
-def keras_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras")
 
 
 def _crops(count: int = 9) -> np.ndarray:
@@ -32,9 +26,9 @@ def _crops(count: int = 9) -> np.ndarray:
     [("tflite", "none", 1e-3), ("tflite", "float16", 0.2), ("onnx", "none", 1e-3)],
 )
 def test_exported_model_gives_the_keras_ages(
-    keras_path: Path, tmp_path: Path, fmt: str, quantize: str, tolerance: float
+    dex_model_path: Path, tmp_path: Path, fmt: str, quantize: str, tolerance: float
 ) -> None:
-    keras_model = AgeModel.load(keras_path)
+    keras_model = AgeModel.load(dex_model_path)
     info = export_model(keras_model, tmp_path / f"dex.{fmt}", fmt, quantize)  # type: ignore[arg-type]
     assert info["format"] == fmt and info["input_size"] == keras_model.input_size
     lite = AgeModel.load(tmp_path / f"dex.{fmt}")
@@ -49,10 +43,10 @@ def test_exported_model_gives_the_keras_ages(
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_predict_runs_on_the_exported_model(
-    keras_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+    dex_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
     output = tmp_path / "till" / f"age.{fmt}"
-    assert cli.main(["export", "--model", str(keras_path), "--format", fmt, "--output", str(output)]) == 0
+    assert cli.main(["export", "--model", str(dex_model_path), "--format", fmt, "--output", str(output)]) == 0
     assert output.is_file() and (output.parent / f"age.{fmt}.json").is_file()
     assert (output.parent / "face_detection_full_range_sparse.tflite").is_file()  # the detector beside it
     frame = tmp_path / "frame.jpg"
@@ -62,18 +56,18 @@ def test_predict_runs_on_the_exported_model(
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == 1 and rows[0]["status"] == "ok" and 0 <= float(rows[0]["age"]) <= 100
     keras_rows = tmp_path / "keras.json"
-    cli.main(["predict", str(frame), "--model", str(keras_path), "--output", str(keras_rows)])
+    cli.main(["predict", str(frame), "--model", str(dex_model_path), "--output", str(keras_rows)])
     assert float(rows[0]["age"]) == pytest.approx(json.loads(keras_rows.read_text())[0]["age"], abs=0.051)
 
 
 def test_the_default_export_leaves_the_keras_model_alone(
-    keras_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dex_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exported beside nothing DVC tracks: ``export/``, with a ``.tflite.json`` sidecar."""
     models = tmp_path / "models"
     models.mkdir()
     for name in ("age_model.keras", "age_model.json"):
-        (models / name).write_bytes((keras_path.parent / ("dex" + Path(name).suffix)).read_bytes())
+        (models / name).write_bytes((dex_model_path.parent / ("dex" + Path(name).suffix)).read_bytes())
     before = {p.name: p.read_bytes() for p in models.iterdir()}
     monkeypatch.chdir(tmp_path)
     assert cli.main(["export", "--model", "models/age_model.keras"]) == 0
@@ -86,7 +80,7 @@ def test_the_default_export_leaves_the_keras_model_alone(
     ]
 
 
-def test_bad_exported_files_are_one_line_errors(tmp_path: Path, keras_path: Path) -> None:
+def test_bad_exported_files_are_one_line_errors(tmp_path: Path, dex_model_path: Path) -> None:
     with pytest.raises(
         AgecheckError,
         match=r"no trained model at .*missing.tflite \(with missing.tflite.json\); run `agecheck export`",
@@ -102,10 +96,10 @@ def test_bad_exported_files_are_one_line_errors(tmp_path: Path, keras_path: Path
     with pytest.raises(AgecheckError, match="cannot load ONNX model"):
         AgeModel.load(tmp_path / "broken.onnx")
     with pytest.raises(AgecheckError, match="a tflite file must end in .tflite"):
-        export_model(AgeModel.load(keras_path), tmp_path / "model.bin")
+        export_model(AgeModel.load(dex_model_path), tmp_path / "model.bin")
     exported = tmp_path / "ok.tflite"
-    export_model(AgeModel.load(keras_path), exported)
+    export_model(AgeModel.load(dex_model_path), exported)
     with pytest.raises(AgecheckError, match=r"export takes the Keras model \(.keras\), not an exported one"):
         export_model(AgeModel.load(exported), tmp_path / "again.onnx", "onnx")
     with pytest.raises(AgecheckError, match="--quantize float16 is for --format tflite only"):
-        export_model(AgeModel.load(keras_path), tmp_path / "model.onnx", "onnx", "float16")
+        export_model(AgeModel.load(dex_model_path), tmp_path / "model.onnx", "onnx", "float16")

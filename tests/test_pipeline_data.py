@@ -12,6 +12,9 @@ import yaml
 from tests.support import synthetic as syn
 from tests.support.repo_copy import copy_repo, run, set_params
 
+#: ``dvc repro`` for real in a copied repository.
+pytestmark = pytest.mark.e2e
+
 
 def _clean_source(folder: Path, count: int, seed: int) -> Path:
     photos = {f"{i:04d}.jpg": syn.jpeg_bytes(syn.face_like(48, 48, seed=seed + i)) for i in range(count)}

@@ -25,6 +25,9 @@ from tests.support import synthetic as syn
 from tests.support.repo_copy import copy_repo, run, set_params
 from tests.test_pipeline_full import TINY
 
+#: ``dvc repro`` three times in copied repositories, two of them killed.
+pytestmark = pytest.mark.e2e
+
 COUNT = 240
 #: Everything the stages up to ``features`` write (``data/``) and their metrics files but the timed
 #: ones (``metrics/faces.json`` is compared without its seconds).

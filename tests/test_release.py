@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support import synthetic as syn
@@ -62,6 +63,7 @@ def test_the_remote_holds_exactly_the_model_of_dvc_lock() -> None:
     assert tracked.returncode == 0, "the release is not committed: git add release"
 
 
+@pytest.mark.e2e  # git clone, dvc pull and agecheck predict as processes
 def test_a_fresh_clone_gets_the_model_without_training(tmp_path: Path) -> None:
     clone = tmp_path / "clone"  # a fresh clone: no DVC cache, only .dvc/config
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)

@@ -21,7 +21,6 @@ from agecheck.service.batching import Batcher
 from agecheck.till.pipeline import Till
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS, changed
-from tests.support.tiny_models import save_dex_model
 
 MAX_BYTES = 300_000
 ONE_FACE = [(250, 120, 180)]
@@ -29,8 +28,8 @@ THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    model = AgeModel.load(save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras"))
+def client(dex_model_path: Path) -> Iterator[TestClient]:
+    model = AgeModel.load(dex_model_path)
     till = Till.from_params(model, PARAMS)
     serve = changed(PARAMS.serve, max_bytes=MAX_BYTES, max_pixels=4_000_000)
     with TestClient(create_app(till, serve), raise_server_exceptions=False) as test_client:

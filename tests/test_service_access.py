@@ -15,14 +15,13 @@ from fastapi.testclient import TestClient
 from agecheck import cli
 from agecheck.errors import AgecheckError
 from agecheck.model.age_model import AgeModel
+from agecheck.service import access
 from agecheck.service.access import check_exposure, load_tokens
 from agecheck.service.app import create_app
 from agecheck.service.gate import Gate
-from agecheck.till import access
 from agecheck.till.pipeline import Till
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS, changed
-from tests.support.tiny_models import save_dex_model
 
 TOKEN = "till-token-0123456789abcdef"
 OLD_TOKEN = "old-token-fedcba9876543210"
@@ -100,16 +99,15 @@ def test_agecheck_serve_refuses_an_open_lan_bind(
 
 
 def test_agecheck_serve_without_a_token_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    dex_model_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = save_dex_model(tmp_path / "dex.keras")
     started: list[object] = []
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: started.append(args))
     monkeypatch.delenv("AGECHECK_TOKEN", raising=False)
-    assert cli.main(["serve", "--model", str(model)]) == 0
+    assert cli.main(["serve", "--model", str(dex_model_path)]) == 0
     assert started and "warning: no API token configured" in capsys.readouterr().err
     monkeypatch.setenv("AGECHECK_TOKEN", TOKEN)
-    assert cli.main(["serve", "--model", str(model)]) == 0
+    assert cli.main(["serve", "--model", str(dex_model_path)]) == 0
     assert len(started) == 2 and "warning" not in capsys.readouterr().err
 
 
@@ -132,8 +130,8 @@ def test_tokens_are_compared_in_constant_time_with_every_token(monkeypatch: pyte
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> AgeModel:
-    return AgeModel.load(save_dex_model(tmp_path_factory.mktemp("model") / "dex.keras"))
+def model(dex_model_path: Path) -> AgeModel:
+    return AgeModel.load(dex_model_path)
 
 
 @pytest.fixture(scope="module")

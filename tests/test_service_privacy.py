@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from agecheck.config import DEFAULT_PARAMS
 from tests.support import synthetic as syn
 from tests.support.local_server import local_server
-from tests.support.tiny_models import save_dex_model
 
 TOKEN = "privacy-test-token-5f0c1d2e3b4a"
 WRONG_TOKEN = "wrong-token-c0ffee-0123456789"
@@ -64,8 +64,8 @@ async def _traffic(url: str, frames: list[bytes]) -> tuple[list[float], list[int
     return ages, statuses
 
 
-def test_the_running_service_logs_nothing_about_photos(tmp_path: Path) -> None:
-    model = save_dex_model(tmp_path / "dex.keras")
+@pytest.mark.e2e  # a real uvicorn server process
+def test_the_running_service_logs_nothing_about_photos(tmp_path: Path, dex_model_path: Path) -> None:
     params = yaml.safe_load(DEFAULT_PARAMS.read_text())
     params["serve"].update(max_in_flight=2, token_env="TILL_TOKEN")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -73,7 +73,7 @@ def test_the_running_service_logs_nothing_about_photos(tmp_path: Path) -> None:
     frames = _frames()
     with (
         log_path.open("wb") as log,
-        local_server(model, tmp_path / "params.yaml", {"TILL_TOKEN": TOKEN}, log) as server,
+        local_server(dex_model_path, tmp_path / "params.yaml", {"TILL_TOKEN": TOKEN}, log) as server,
     ):
         ages, statuses = asyncio.run(_traffic(server.url, frames))
     logged = log_path.read_bytes()

@@ -21,7 +21,6 @@ from agecheck.model.age_model import AgeModel, quantiles
 from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS, changed
-from tests.support.tiny_models import save_dex_model, save_regression_model
 
 THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 
@@ -29,11 +28,6 @@ THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
     return FaceDetector(PARAMS.detect)
-
-
-@pytest.fixture(scope="module")
-def dex_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_dex_model(tmp_path_factory.mktemp("dex") / "dex.keras")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -65,8 +59,8 @@ def test_detector_settings(detector: FaceDetector) -> None:
 
 
 @pytest.fixture(scope="module")
-def till(dex_path: Path) -> Till:
-    return Till(AgeModel.load(dex_path), PARAMS.detect, PARAMS.align, PARAMS.policy, 0.8)
+def till(dex_model_path: Path) -> Till:
+    return Till(AgeModel.load(dex_model_path), PARAMS.detect, PARAMS.align, PARAMS.policy, 0.8)
 
 
 def test_till_crops(till: Till) -> None:
@@ -95,8 +89,8 @@ def test_decision() -> None:
     assert decision(24.9, policy) == ASK_FOR_ID and decision(25.0, policy) == NO_ID_NEEDED
 
 
-def test_softmax_estimates_match_the_model(dex_path: Path) -> None:
-    model = AgeModel.load(dex_path)
+def test_softmax_estimates_match_the_model(dex_model_path: Path) -> None:
+    model = AgeModel.load(dex_model_path)
     assert model.has_distribution and model.outputs == ("age", "age_probs")
     images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     estimates = model.estimate(images, coverage=0.8, batch_size=2)
@@ -108,8 +102,8 @@ def test_softmax_estimates_match_the_model(dex_path: Path) -> None:
     assert np.allclose(expected["age"], probs @ np.arange(101), atol=1e-3)  # DEX: the expected age
 
 
-def test_mirror_averaged_model_is_symmetric(dex_path: Path) -> None:
-    model = AgeModel.load(dex_path)
+def test_mirror_averaged_model_is_symmetric(dex_model_path: Path) -> None:
+    model = AgeModel.load(dex_model_path)
     images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     assert model.predict(images) == pytest.approx(model.predict(images[:, :, ::-1]), abs=1e-4)
 
@@ -123,8 +117,8 @@ def test_quantiles() -> None:
     assert low[1] == pytest.approx(21.0, abs=1.0) and high[1] == pytest.approx(37.0, abs=1.0)
 
 
-def test_regression_model_gets_the_validation_mae(tmp_path: Path) -> None:
-    model = AgeModel.load(save_regression_model(tmp_path / "r.keras", val_mae=4.5))
+def test_regression_model_gets_the_validation_mae(regression_model_path: Path) -> None:
+    model = AgeModel.load(regression_model_path)  # saved with val_mae=4.5
     assert not model.has_distribution
     estimate = model.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8), coverage=0.8)[0]
     assert estimate.interval == "val_mae" and estimate.sd is None
@@ -147,8 +141,10 @@ def frames(tmp_path: Path) -> Path:
     return folder
 
 
-def test_predict_one_row_per_face(dex_path: Path, frames: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["predict", str(frames), "--model", str(dex_path)]) == 0
+def test_predict_one_row_per_face(
+    dex_model_path: Path, frames: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["predict", str(frames), "--model", str(dex_model_path)]) == 0
     out, err = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(Path(r["file"]).name, r["face"], r["status"]) for r in rows] == [
@@ -165,9 +161,9 @@ def test_predict_one_row_per_face(dex_path: Path, frames: Path, capsys: pytest.C
     assert "cannot read" in err and "broken.jpg" in err and "4 faces in 3 of 4 photos" in err
 
 
-def test_predict_faces_json(dex_path: Path, frames: Path, tmp_path: Path) -> None:
+def test_predict_faces_json(dex_model_path: Path, frames: Path, tmp_path: Path) -> None:
     output = tmp_path / "faces.json"
-    argv = ["predict", str(frames / "one.jpg"), str(frames / "nobody.jpg"), "--model", str(dex_path)]
+    argv = ["predict", str(frames / "one.jpg"), str(frames / "nobody.jpg"), "--model", str(dex_model_path)]
     assert cli.main([*argv, "--output", str(output)]) == 0
     rows = json.loads(output.read_text())
     assert [r["status"] for r in rows] == ["ok", "no_face"]
@@ -176,16 +172,18 @@ def test_predict_faces_json(dex_path: Path, frames: Path, tmp_path: Path) -> Non
     )
 
 
-def test_predict_nothing_readable(dex_path: Path, frames: Path) -> None:
-    assert cli.main(["predict", str(frames / "broken.jpg"), "--model", str(dex_path)]) == 1
-    assert cli.main(["predict", str(frames / "nobody.jpg"), "--model", str(dex_path)]) == 0
+def test_predict_nothing_readable(dex_model_path: Path, frames: Path) -> None:
+    assert cli.main(["predict", str(frames / "broken.jpg"), "--model", str(dex_model_path)]) == 1
+    assert cli.main(["predict", str(frames / "nobody.jpg"), "--model", str(dex_model_path)]) == 0
 
 
 def test_predict_bad_params(
-    dex_path: Path, frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    dex_model_path: Path, frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["predict", str(frames), "--model", str(dex_path), "--params", str(tmp_path / "none.yaml")])
+        cli.main(
+            ["predict", str(frames), "--model", str(dex_model_path), "--params", str(tmp_path / "none.yaml")]
+        )
     assert exit_info.value.code == 2 and "parameter file not found" in capsys.readouterr().err
 
 

@@ -17,13 +17,14 @@ import yaml
 from agecheck.config import DEFAULT_PARAMS, parse_params
 from agecheck.data.age_bands import band_balance_weights
 from agecheck.errors import AgecheckError
-from agecheck.model.age_model import AGE, AGE_PROBS, AgeModel
+from agecheck.model.age_model import AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
+from agecheck.model.outputs import AGE, AGE_PROBS
 from agecheck.training.batches import Examples, epoch_batches
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.distribution import StallWatchdog, read_cluster
 from agecheck.training.losses import ldl_loss
-from agecheck.training.trainer import AgeNet, Trainer, fine_tune_schedule
+from agecheck.training.trainer import AgeNet, Trainer, fine_tune_schedule, nested_layers
 from tests.support import synthetic as syn
 from tests.support.params import train_config
 
@@ -58,7 +59,7 @@ def test_one_training_step_per_backbone(name: str) -> None:
     assert any(changed)
     frozen = [
         layer
-        for layer in net.train_model._flatten_layers()
+        for layer in nested_layers(net.train_model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert not any(layer.trainable for layer in frozen)

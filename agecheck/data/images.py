@@ -23,8 +23,6 @@ PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 EXIF_ORIENTATION = 0x0112
-#: JPEG rounding leaves grey photos stored as RGB with channels a level or two apart.
-GRAY_TOLERANCE = 3
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,12 @@ def check_layout(source: Path) -> None:
 
 
 def _add_entry(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
-    """Add one file with a fixed header (so equal input gives byte-equal tars)."""
+    """Add one file with a fixed header: owner, time and permission bits of the source files never
+    reach the tar, so equal photos give byte-equal tars on every machine (and the same hash as the
+    committed ``dvc.lock``, whether the photos are read-only or not)."""
     info = tar.gettarinfo(str(path), arcname=arcname)
     info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    info.mode = 0o755 if info.isdir() else 0o644
     if info.isreg():
         with path.open("rb") as fh:
             tar.addfile(info, fh)

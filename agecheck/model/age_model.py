@@ -5,7 +5,7 @@ made). It takes RGB face crops (batch x S x S x 3, values 0..255) and has the na
 ``age`` (years) and, for a DEX model, ``age_probs`` (softmax over the ages 0..100,
 ``agecheck.model.heads``). With ``age_probs`` the interval is the central ``coverage`` part of
 that distribution (e.g. its 10th to 90th percentile for 0.8); trained with ``train.loss: ldl`` its
-spread means something (``benchmarks/interval_coverage.py`` measures how often it holds the true
+spread means something (``python -m benchmarks.interval_coverage`` measures how often it holds the true
 age). A model without it gets the estimate ± its validation MAE (``val_mae`` in the sidecar).
 """
 
@@ -19,13 +19,8 @@ from typing import Any
 import numpy as np
 
 from agecheck.errors import AgecheckError, one_line
-
-#: The oldest age of a DEX model's softmax (over the ages 0..MAX_AGE).
-MAX_AGE = 100
-#: Names of a model's outputs: the age in years, and (DEX) the softmax over the ages 0..MAX_AGE.
-#: Defined here, not beside the Keras layers, so that running an exported model imports no Keras.
-AGE, AGE_PROBS = "age", "age_probs"
-
+from agecheck.model.outputs import AGE, AGE_PROBS
+from agecheck.model.saving import save_keras
 
 #: The files ``agecheck export`` writes, by format (run by ``agecheck.model.runtimes``).
 EXPORT_SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx"}
@@ -83,8 +78,7 @@ class AgeModel:
     @staticmethod
     def save(model: Any, path: Path, input_size: int, info: dict[str, Any] | None = None) -> None:
         """Write ``model`` to ``path`` (.keras) and its sidecar (with the model's output names)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
+        save_keras(model, path)
         outputs = sorted(model.output) if isinstance(model.output, dict) else []
         meta = {"input_size": int(input_size), "outputs": outputs, **(info or {})}
         sidecar(path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -106,7 +100,16 @@ class AgeModel:
             from agecheck.model.runtimes import EXPORT_RUNTIMES
 
             return cls(EXPORT_RUNTIMES[exported](path), info)
-        import keras
+        from agecheck.model.runtimes import native_notices_dropped
+
+        try:
+            with native_notices_dropped():  # TensorFlow's start-up notices, under `agecheck`
+                import keras
+        except ImportError:
+            raise AgecheckError(
+                f"running the Keras model {path} needs TensorFlow: pip install 'agecheck[pipeline]', "
+                "or run a model from `agecheck export` (.tflite, .onnx)"
+            ) from None
 
         import agecheck.model.backbones.registry  # noqa: F401 - these register the custom layers
         import agecheck.model.heads  # noqa: F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from agecheck.model.age_model import AGE, AGE_PROBS, MAX_AGE
+from agecheck.model.outputs import AGE, AGE_PROBS, MAX_AGE
 
 
 def expected_age(probabilities):  # type: ignore[no-untyped-def]

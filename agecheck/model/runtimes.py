@@ -7,12 +7,68 @@ three and :meth:`AgeModel.load` picks by the file's suffix.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agecheck.errors import AgecheckError, one_line
+
+#: Start-up notices that TensorFlow and LiteRT write to file descriptor 2 before (or without)
+#: honouring ``TF_CPP_MIN_LOG_LEVEL``: absl's preamble and INFO lines (oneDNN, CPU features) and
+#: LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+NATIVE_NOTICES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)|I\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+    r"|To enable the following instructions:|INFO: Created TensorFlow Lite"
+)
+_first_interpreter = threading.Lock()
+_interpreter_made = False
+
+
+@contextmanager
+def native_notices_dropped() -> Iterator[None]:
+    """Run the block with the native :data:`NATIVE_NOTICES` dropped from stderr, when
+    ``TF_CPP_MIN_LOG_LEVEL`` asks for quiet (``agecheck`` sets it): only catching file descriptor 2
+    hides them. Everything else written meanwhile is written back after the block (what other
+    threads write meanwhile is delayed, not lost)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):
+        yield
+        return
+    try:
+        _flush_stderr()
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (a daemon): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush_stderr()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True) if not _is_notice(line)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _is_notice(line: bytes) -> bool:
+    return NATIVE_NOTICES.match(line.decode("utf-8", "replace")) is not None
+
+
+def _flush_stderr() -> None:
+    """Python's buffered stderr out first, so that it keeps its place around the redirection."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
 
 
 def _load_error(kind: str, path: Path, err: Exception) -> AgecheckError:
@@ -21,15 +77,26 @@ def _load_error(kind: str, path: Path, err: Exception) -> AgecheckError:
 
 def litert_interpreter(path: Path, threads: int) -> Any:
     """A LiteRT interpreter for ``path``, tensors allocated (``ai-edge-litert`` if installed, else
-    TensorFlow's own): for the age model and for the face detector."""
+    TensorFlow's own): for the age model and for the face detector. The first one of the process
+    announces its XNNPACK delegate on stderr: dropped as :func:`native_notices_dropped` says."""
+    global _interpreter_made
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # pragma: no cover - depends on what is installed
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+
+    def make() -> Any:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    if _interpreter_made:
+        return make()
+    with _first_interpreter, native_notices_dropped():
+        interpreter = make()
+        _interpreter_made = True
     return interpreter
 
 

@@ -4,7 +4,9 @@
   as the ``photo`` field of a ``multipart/form-data`` form; ``?detect=false`` for a photo that is
   already a face crop. Answer: one entry per face with its box, the age estimate, an interval and
   the Challenge-25 decision.
-* ``GET /health``: ready, with the model and limits (no token needed). OpenAPI docs at ``/docs``.
+* ``GET /health``: ready, with the model and limits (no token needed). OpenAPI docs at ``/docs``
+  (Swagger UI), its scripts served by the service itself from the fastapi-offline package, not from
+  a CDN: the store network has no internet. No ``/redoc``: ReDoc's bundle loads its logo from a CDN.
 
 With a token configured (``serve.token_env`` / ``serve.token_file``), every other request needs it
 (401 otherwise, before the body is read); at most ``serve.max_in_flight`` predictions run at once
@@ -29,17 +31,21 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
-from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params
+from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params, or_default
 from agecheck.data.images import PhotoRejected, normalize_photo
 from agecheck.model.age_model import AgeModel
 from agecheck.service.access import load_tokens
@@ -48,7 +54,8 @@ from agecheck.service.gate import Gate
 from agecheck.service.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
 from agecheck.till.pipeline import FaceCrops, Till
 
-log = logging.getLogger("agecheck.service")
+#: ``agecheck.service.app``: named after the module, so it moves with it and stays under ``agecheck``.
+log = logging.getLogger(__name__)
 
 #: HTTP status for each reason a photo is rejected (``agecheck.data.images.PhotoRejected``).
 REJECTION_STATUS = {"too_large": 413, "empty_file": 400, "not_an_image": 415}
@@ -154,6 +161,40 @@ PREDICT_BODY = {
 }
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)}
 
+# --- the docs, offline ----------------------------------------------------------------------------
+
+#: Swagger UI's script, style and icon, from a package rather than FastAPI's CDN URLs.
+DOCS_ASSETS = Path(str(files("fastapi_offline") / "static"))
+DOCS_ASSETS_URL = "/docs/assets"
+DOCS_ASSET_PATHS = frozenset(f"{DOCS_ASSETS_URL}/{p.name}" for p in DOCS_ASSETS.iterdir() if p.is_file())
+
+
+class DocsGate(Gate):
+    """The gate, with the docs' assets under the rule of ``/docs``: open with ``serve.open_docs``
+    (a browser sends no token for a page's scripts), behind the token otherwise."""
+
+    def __init__(self, app: ASGIApp, tokens: tuple[bytes, ...], serve: ServeConfig) -> None:
+        super().__init__(app, tokens, serve)
+        if serve.open_docs:
+            self.open_paths = self.open_paths | DOCS_ASSET_PATHS
+
+
+def add_docs(app: FastAPI) -> None:
+    """``/docs`` with its assets served by the app (FastAPI's recipe for self-hosting the docs'
+    JavaScript and CSS); the app is made with ``docs_url=None, redoc_url=None``."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        prefix = str(request.scope.get("root_path", "")).rstrip("/")  # behind a proxy: its prefix
+        return get_swagger_ui_html(
+            openapi_url=f"{prefix}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{prefix}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{prefix}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{prefix}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
 
 def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -> FastAPI:
     """The FastAPI app around the till pipeline (a loaded model) and the ``serve`` params;
@@ -172,8 +213,11 @@ def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -
         description="Age estimation from till camera photos, with the Challenge-25 decision per face.",
         version=version("agecheck"),
         lifespan=lifespan,
+        docs_url=None,  # add_docs: Swagger UI from the package's assets, not a CDN
+        redoc_url=None,  # ReDoc's bundle would still fetch its logo from a CDN
     )
-    app.add_middleware(Gate, tokens=tokens, serve=serve)
+    app.add_middleware(DocsGate, tokens=tokens, serve=serve)
+    add_docs(app)
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
@@ -242,6 +286,7 @@ def build_app(model_path: str | Path, params: Params) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` (one per worker): model and params from the environment."""
-    params = load_params(os.environ.get(ENV_PARAMS, str(DEFAULT_PARAMS)))
-    return build_app(os.environ.get(ENV_MODEL, str(DEFAULT_MODEL)), params)
+    """App factory for ``uvicorn --factory`` (one per worker): model and params from the environment
+    (required outside the project checkout, which holds the defaults)."""
+    params = load_params(or_default(os.environ.get(ENV_PARAMS), DEFAULT_PARAMS, ENV_PARAMS))
+    return build_app(or_default(os.environ.get(ENV_MODEL), DEFAULT_MODEL, ENV_MODEL), params)

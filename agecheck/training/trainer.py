@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import keras
@@ -22,8 +22,8 @@ from keras import layers, ops
 
 from agecheck.config import TrainConfig
 from agecheck.errors import AgecheckError, one_line
-from agecheck.model.age_model import AGE, AGE_PROBS
 from agecheck.model.heads import age_head, mirror_averaged
+from agecheck.model.outputs import AGE, AGE_PROBS
 from agecheck.training.batches import Examples, epoch_batches, epoch_steps
 from agecheck.training.checkpoints import EpochCheckpoints
 from agecheck.training.distribution import StallWatchdog
@@ -35,9 +35,18 @@ EpochLogger = Callable[[int, dict[str, float]], None]
 STALL_SECONDS = 600.0
 
 
+def nested_layers(model: keras.Model) -> Iterator[layers.Layer]:
+    """Every layer inside ``model``, those of models nested in it too (``Model.layers`` is one level;
+    none of our custom layers holds layers of its own)."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from nested_layers(layer)
+
+
 def freeze_batchnorm(model: keras.Model) -> None:
     """Keep every BatchNormalization layer in inference mode (usual when fine-tuning)."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in nested_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
 

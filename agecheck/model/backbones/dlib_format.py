@@ -19,7 +19,6 @@ import numpy as np
 #: dlib's ``input_rgb_image`` mean per channel (R, G, B); it then divides by 256 (not by a std).
 DLIB_RGB_MEAN = (122.782, 117.001, 104.298)
 DLIB_INPUT_SCALE = 256.0
-INPUT_SIZE = 150
 EMBEDDING_DIM = 128
 
 #: (filters, downsamples) of the 14 residual blocks, input to output (dlib's alevel4 .. alevel0).

@@ -1,0 +1,114 @@
+"""A stopped ``dvc exp run`` never leaves the workspace without its model: the two DVC-native ways the
+README documents, tried on a small pipeline of the same shape (a slow cached ``train`` output, then an
+``evaluate`` writing git-tracked metrics), with Ctrl-C sent as a terminal sends it (SIGINT to the whole
+process group) while ``train`` runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.repo_copy import ROOT
+
+pytestmark = pytest.mark.e2e
+
+#: The README's recovery after Ctrl-C in the workspace: the committed params, lock and metrics, then the
+#: outputs dvc.lock records, from the cache.
+RECOVER = "git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout"
+
+TRAIN = """import sys, time, yaml
+lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
+if lr != 1:
+    time.sleep(120)
+open("models/model.bin", "w").write(f"model lr={lr}\\n")
+"""
+EVALUATE = """import json, yaml
+t = yaml.safe_load(open("params.yaml"))["policy"]["threshold"]
+json.dump({"threshold": t, "model": open("models/model.bin").read()}, open("metrics/metrics.json", "w"))
+"""
+DVC_YAML = """stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    params: [train]
+    outs: [models/model.bin]
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py, models/model.bin]
+    params: [policy]
+    metrics:
+      - metrics/metrics.json:
+          cache: false
+"""
+
+
+def _sh(repo: Path, command: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(command, shell=True, cwd=repo, env=env, text=True, capture_output=True, **kwargs)
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir()
+    (path / "models").mkdir()
+    (path / "metrics").mkdir()
+    (path / "params.yaml").write_text("train:\n  lr: 1\npolicy:\n  threshold: 25\n")
+    (path / "train.py").write_text(TRAIN)
+    (path / "evaluate.py").write_text(EVALUATE)
+    (path / "dvc.yaml").write_text(DVC_YAML)
+    git = "git -c user.name=t -c user.email=t@example.com"
+    done = _sh(path, f"git init -q && dvc init -q && dvc repro -q && git add -A && {git} commit -qm model")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def _ctrl_c_while_training(repo: Path, command: str) -> None:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(
+        command, shell=True, cwd=repo, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while _sh(repo, "pgrep -f '^python train.py'").returncode != 0:
+        assert time.monotonic() < deadline and process.poll() is None, "train never started"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    while time.monotonic() < deadline + 60:  # DVC's own processes finish their clean-up first
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError("the experiment's processes did not stop after Ctrl-C")
+
+
+def test_ctrl_c_in_the_workspace_then_the_documented_recovery(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    model = (repo / "models/model.bin").read_text()
+    _ctrl_c_while_training(repo, "dvc exp run -S train.lr=2")
+    assert not (repo / "models/model.bin").exists()  # what users met: DVC removes a stage's outs first
+    done = _sh(repo, RECOVER)
+    assert done.returncode == 0, done.stderr
+    assert (repo / "models/model.bin").read_text() == model
+    assert _sh(repo, "git status --porcelain").stdout == ""
+    assert _sh(repo, "dvc status -q").returncode == 0
+
+
+def test_ctrl_c_of_a_temp_experiment_leaves_the_workspace_alone(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    model = (repo / "models/model.bin").read_text()
+    _ctrl_c_while_training(repo, "dvc exp run --temp -S train.lr=2")
+    assert (repo / "models/model.bin").read_text() == model
+    assert _sh(repo, "git status --porcelain").stdout == ""
+
+
+def test_the_readme_gives_the_recovery_and_the_temp_run() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert RECOVER in readme and "dvc exp run --temp" in readme
