@@ -1,0 +1,123 @@
+"""The till's estimates log: one JSON line per photo the till judged, never its pixels.
+
+Keeping a month of customer photos is keeping biometric data; the cashier audit and the shopping
+profiles need only what the model said. ``agecheck serve`` (with ``serve.estimates_log`` set) and
+``agecheck predict --log FILE`` append one line per photo:
+
+``time`` (UTC, ISO 8601), ``sale_id``, ``till``, ``cashier`` (as the till sent them, or null),
+``file`` (predict only), ``status`` (``ok``, ``no_face`` or why the photo was refused),
+``threshold`` and ``legal_age`` (the policy the decisions used), ``customer`` (the index of the
+customer's face, :func:`agecheck.till.customer.customer_face`, or null), and ``faces``: per face its
+``box``, ``age``, ``age_low``, ``age_high``, ``age_sd``, ``interval``, ``decision``, ``customer``
+(true for the customer's face), ``p_under_legal``, ``p_under_threshold`` and ``age_probs`` (the
+model's softmax over the ages 0..100, rounded; absent for a model without one).
+
+Several processes may append to one file (``serve.workers`` > 1): each line is written with one
+``write`` on a file opened with ``O_APPEND``, so the kernel puts every whole line at the end and lines
+never interleave. A process killed while writing can leave a torn last line: the reader skips it
+with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agecheck.errors import AgecheckError
+
+#: Decimals of ``age_probs`` in the log (0.0001: enough to sum groups, a tenth of the size).
+PROB_DECIMALS = 4
+#: The customer's columns :func:`read_estimates` gives, one row per line.
+CUSTOMER_COLUMNS = (
+    "age",
+    "age_low",
+    "age_high",
+    "decision",
+    "p_under_legal",
+    "p_under_threshold",
+)
+ID_COLUMNS = ("time", "sale_id", "till", "cashier", "file", "status", "faces", "threshold", "legal_age")
+
+
+class EstimatesLog:
+    """Append-only writer of the estimates log (safe across processes, see the module's text)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Write ``entry`` as one line, with one system call."""
+        line = json.dumps(entry, separators=(",", ":"), allow_nan=False) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def rounded_probs(age_probs: np.ndarray | None) -> list[float] | None:
+    """The softmax as the log keeps it."""
+    return None if age_probs is None else [round(float(p), PROB_DECIMALS) for p in age_probs]
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """The log's entries; a torn last line is skipped with a warning, any other bad line is an error."""
+    if not path.is_file():
+        raise AgecheckError(f"estimates log not found: {path}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            if number == len(lines) and not text.endswith("\n"):
+                warning = (
+                    f"warning: {path}: skipped its torn last line {number} (a till stopped while writing)"
+                )
+                print(warning, file=sys.stderr)
+                continue
+            raise AgecheckError(f"{path} line {number} is not an estimates-log entry: {err}") from None
+        entries.append(entry)
+    return entries
+
+
+def read_estimates(
+    path: str | Path, with_probs: bool = False
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
+    """One row per log line with its ids and the customer's estimate (NaN where there was no face):
+    :data:`ID_COLUMNS` + :data:`CUSTOMER_COLUMNS`. With ``with_probs``, also the customers' softmaxes
+    (N x 101; rows of NaN without a customer or a softmax)."""
+    entries = _lines(Path(path))
+    rows, probs = [], []
+    for entry in entries:
+        faces = entry.get("faces") or []
+        index = entry.get("customer")
+        face = faces[index] if isinstance(index, int) and 0 <= index < len(faces) else {}
+        row = {name: entry.get(name) for name in ID_COLUMNS if name != "faces"}
+        row["faces"] = len(faces)
+        row.update({name: face.get(name) for name in CUSTOMER_COLUMNS})
+        rows.append(row)
+        probs.append(face.get("age_probs"))
+    table = pd.DataFrame(rows, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
+    for name in ("sale_id", "till", "cashier"):
+        table[name] = table[name].astype("string")
+    if not with_probs:
+        return table
+    width = max((len(p) for p in probs if p), default=0)
+    matrix = np.full((len(probs), width), np.nan)
+    for i, p in enumerate(probs):
+        if p:
+            matrix[i, : len(p)] = p
+    return table, matrix
