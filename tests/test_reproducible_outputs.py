@@ -50,3 +50,37 @@ def test_a_keras_file_saved_twice_has_the_same_bytes(tmp_path: Path) -> None:
     model.layers[0].kernel.assign(model.layers[0].kernel + 1)
     save_keras(model, tmp_path / "b.keras")
     assert (tmp_path / "a.keras").read_bytes() != (tmp_path / "b.keras").read_bytes()
+
+
+SAVE_A_MIRRORED_MODEL = """
+import sys
+import keras
+from agecheck.model.heads import age_head, mirror_averaged
+from agecheck.model.saving import save_keras
+keras.utils.set_random_seed(0)
+image = keras.Input((8, 8, 3))
+pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(image))
+core = keras.Model(image, age_head(pooled, "dex", 0.2))
+save_keras(mirror_averaged(core, 8), __import__("pathlib").Path(sys.argv[1]))
+"""
+
+
+def test_two_processes_save_the_same_model_with_the_same_bytes(tmp_path: Path) -> None:
+    """Keras names shared objects (a nested model used twice shares its layers' dtype policies) by
+    their memory address, which differs from process to process."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    paths = [tmp_path / "a.keras", tmp_path / "b.keras"]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", SAVE_A_MIRRORED_MODEL, str(path)], env=env, check=True)
+    assert b'"shared_object_id"' in __import__("zipfile").ZipFile(paths[0]).read("config.json")
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    import agecheck.model.heads  # noqa: F401 - registers the custom layers
+
+    model = keras.saving.load_model(paths[0])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    assert np.isfinite(model.predict_on_batch(images)["age"]).all()

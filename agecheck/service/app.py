@@ -43,14 +43,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
 
 from agecheck.config import DEFAULT_MODEL, DEFAULT_PARAMS, Params, ServeConfig, load_params, or_default
 from agecheck.data.images import PhotoRejected, normalize_photo
 from agecheck.model.age_model import AgeModel
 from agecheck.service.access import load_tokens
 from agecheck.service.batching import Batcher
-from agecheck.service.gate import Gate
+from agecheck.service.gate import DOCS_ASSETS_URL, Gate
 from agecheck.service.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
 from agecheck.till.pipeline import FaceCrops, Till
 
@@ -165,18 +164,6 @@ ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)}
 
 #: Swagger UI's script, style and icon, from a package rather than FastAPI's CDN URLs.
 DOCS_ASSETS = Path(str(files("fastapi_offline") / "static"))
-DOCS_ASSETS_URL = "/docs/assets"
-DOCS_ASSET_PATHS = frozenset(f"{DOCS_ASSETS_URL}/{p.name}" for p in DOCS_ASSETS.iterdir() if p.is_file())
-
-
-class DocsGate(Gate):
-    """The gate, with the docs' assets under the rule of ``/docs``: open with ``serve.open_docs``
-    (a browser sends no token for a page's scripts), behind the token otherwise."""
-
-    def __init__(self, app: ASGIApp, tokens: tuple[bytes, ...], serve: ServeConfig) -> None:
-        super().__init__(app, tokens, serve)
-        if serve.open_docs:
-            self.open_paths = self.open_paths | DOCS_ASSET_PATHS
 
 
 def add_docs(app: FastAPI) -> None:
@@ -216,7 +203,7 @@ def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -
         docs_url=None,  # add_docs: Swagger UI from the package's assets, not a CDN
         redoc_url=None,  # ReDoc's bundle would still fetch its logo from a CDN
     )
-    app.add_middleware(DocsGate, tokens=tokens, serve=serve)
+    app.add_middleware(Gate, tokens=tokens, serve=serve)
     add_docs(app)
 
     @app.exception_handler(BadRequest)

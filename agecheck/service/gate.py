@@ -17,7 +17,10 @@ from agecheck.service.access import token_matches
 
 #: Paths anyone may call: the load balancer's health check.
 OPEN_PATHS = frozenset({"/health"})
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
+#: Where the app serves the docs' own script and style (a browser sends no token for them): under
+#: the rule of ``/docs``.
+DOCS_ASSETS_URL = "/docs/assets"
 #: Paths that run the model: bounded in number and time.
 BOUNDED_PATHS = frozenset({"/predict"})
 TOKEN_HINT = "send the API token as 'Authorization: Bearer <token>' or 'X-API-Key: <token>'"
@@ -55,6 +58,7 @@ class Gate:
     def __init__(self, app: ASGIApp, tokens: tuple[bytes, ...], serve: ServeConfig) -> None:
         self.app, self.tokens, self.serve = app, tokens, serve
         self.open_paths = OPEN_PATHS | (DOCS_PATHS if serve.open_docs else frozenset())
+        self.open_prefixes = (f"{DOCS_ASSETS_URL}/",) if serve.open_docs else ()
         self.in_flight = 0
         self.retry = {"retry-after": str(serve.retry_after_s)}
 
@@ -66,7 +70,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if self.tokens and path not in self.open_paths:
+        if self.tokens and path not in self.open_paths and not path.startswith(self.open_prefixes):
             token = presented_token(scope)
             if token is None or not token_matches(token, self.tokens):
                 wrong = "a wrong API token" if token else "no API token"
