@@ -121,12 +121,12 @@ def test_the_audit_finds_the_dishonest_cashiers(tmp_path: Path) -> None:
     assert (by_skip["honest_flagged"] <= 0.05).all()
     by_sales = found.by_sales.set_index("sales")
     assert by_sales.loc[50, "too_few"] == 1 and by_sales.loc[50, "dishonest_flagged"] == 0
-    write_simulation(found, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {
-        "simulation.json",
+    write_simulation(found, tmp_path / "audit.json", tmp_path / "audit")
+    assert {p.name for p in (tmp_path / "audit").iterdir()} == {
         "detection_by_skip.csv",
         "detection_by_sales.csv",
     }
+    assert (tmp_path / "audit.json").is_file()
     assert set(found.metrics()) == {"months", "dishonest_flagged", "honest_flagged", "too_few"}
 
 

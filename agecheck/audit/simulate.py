@@ -218,9 +218,10 @@ def simulate_months(
     return Simulation(months, dishonest, honest, too_few, by_skip, by_sales)
 
 
-def write_simulation(simulation: Simulation, folder: Path) -> None:
-    """``simulation.json`` (the headline numbers) and the two curves as CSV (DVC plots) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "simulation.json", simulation.metrics())
-    simulation.by_skip.to_csv(folder / "detection_by_skip.csv", index=False, float_format="%.4f")
-    simulation.by_sales.to_csv(folder / "detection_by_sales.csv", index=False, float_format="%.4f")
+def write_simulation(simulation: Simulation, metrics: Path, curves: Path) -> None:
+    """The headline numbers as JSON at ``metrics`` (DVC metrics) and the two curves as CSV in the
+    folder ``curves`` (DVC plots): ``detection_by_skip.csv``, ``detection_by_sales.csv``."""
+    write_json(metrics, simulation.metrics())
+    curves.mkdir(parents=True, exist_ok=True)
+    simulation.by_skip.to_csv(curves / "detection_by_skip.csv", index=False, float_format="%.4f")
+    simulation.by_sales.to_csv(curves / "detection_by_sales.csv", index=False, float_format="%.4f")

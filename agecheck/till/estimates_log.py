@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,30 +137,33 @@ def rounded_probs(age_probs: np.ndarray | None) -> list[float] | None:
     return None if age_probs is None else [round(float(p), PROB_DECIMALS) for p in age_probs]
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    """The log's entries; a torn last line is skipped with a warning, any other bad line is an error."""
+#: A face's softmax in a log line, cut out before parsing when the reader does not need it: it is
+#: most of the line, and parsing a month of lines with it costs minutes and gigabytes.
+_AGE_PROBS = re.compile(rb',"age_probs":\[[^\]]*\]')
+
+
+def _entries(path: Path, with_probs: bool) -> Iterator[dict[str, Any]]:
+    """The log's entries, streamed; a torn last line is skipped with a warning, any other bad line is
+    an error."""
     if not path.is_file():
         raise AgecheckError(f"estimates log not found: {path}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as err:
-            if number == len(lines) and not text.endswith("\n"):
-                warning = (
-                    f"warning: {path}: skipped its torn last line {number} (a till stopped while writing)"
-                )
-                print(warning, file=sys.stderr)
+    with path.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
                 continue
-            raise AgecheckError(f"{path} line {number} is not an estimates-log entry: {err}") from None
-        entries.append(entry)
-    return entries
+            try:
+                entry = json.loads(line if with_probs else _AGE_PROBS.sub(b"", line))
+                if not isinstance(entry, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as err:
+                if not line.endswith(b"\n") and not file.read(1):
+                    print(
+                        f"warning: {path}: skipped its torn last line {number} (a till stopped writing it)",
+                        file=sys.stderr,
+                    )
+                    continue
+                raise AgecheckError(f"{path} line {number} is not an estimates-log entry: {err}") from None
+            yield entry
 
 
 def read_estimates(
@@ -167,21 +171,25 @@ def read_estimates(
 ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """One row per log line with its ids and the customer's estimate (NaN where there was no face):
     :data:`ID_COLUMNS` + :data:`CUSTOMER_COLUMNS`. With ``with_probs``, also the customers' softmaxes
-    (N x 101; rows of NaN without a customer or a softmax)."""
+    (N x 101; rows of NaN without a customer or a softmax). Read line by line into columns, so a
+    month of a chain's sales fits in memory."""
     import pandas as pd  # here: the service writes the log without loading pandas
 
-    entries = _lines(Path(path))
-    rows, probs = [], []
-    for entry in entries:
+    ids = [name for name in ID_COLUMNS if name != "faces"]
+    columns: dict[str, list[Any]] = {name: [] for name in (*ID_COLUMNS, *CUSTOMER_COLUMNS)}
+    probs: list[list[float] | None] = []
+    for entry in _entries(Path(path), with_probs):
         faces = entry.get("faces") or []
         index = entry.get("customer")
         face = faces[index] if isinstance(index, int) and 0 <= index < len(faces) else {}
-        row = {name: entry.get(name) for name in ID_COLUMNS if name != "faces"}
-        row["faces"] = len(faces)
-        row.update({name: face.get(name) for name in CUSTOMER_COLUMNS})
-        rows.append(row)
-        probs.append(face.get("age_probs"))
-    table = pd.DataFrame(rows, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
+        for name in ids:
+            columns[name].append(entry.get(name))
+        columns["faces"].append(len(faces))
+        for name in CUSTOMER_COLUMNS:
+            columns[name].append(face.get(name))
+        if with_probs:
+            probs.append(face.get("age_probs"))
+    table = pd.DataFrame(columns, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
     for name in ("sale_id", "till", "cashier"):
         table[name] = table[name].astype("string")
     if not with_probs:
