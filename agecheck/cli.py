@@ -37,9 +37,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``agecheck predict``: 0 when at least one photo was read, else 1."""
     import pandas as pd
 
+    from agecheck.till.estimates_log import EstimatesLog
+
     cli_io.check_output(args.output, cli_io.OUTPUT_FORMATS)
     files = cli_io.find_photos(args.paths)
     till, params = cli_io.load_till(args)
+    log = EstimatesLog.open(args.log or "")  # before the work: a log that cannot be written fails at once
     detect = not args.no_detect
     found = cli_io.chunked(
         files,
@@ -53,7 +56,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         table = pd.DataFrame(
             [row for item in found for row in cli_io.face_rows(*item)], columns=list(cli_io.FACE_COLUMNS)
         )
-        table["face"] = table["face"].astype("Int64")
+        table = table.astype({"face": "Int64", "customer": "boolean"})
         faces = sum(len(item[2]) for item in found)
         print(f"{faces} faces in {len(files) - len(unread)} of {len(files)} photos", file=sys.stderr)
     else:  # each photo is one face crop: file, age (and why not, for unreadable ones)
@@ -64,6 +67,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.output is None:
             table = table.drop(columns="error")
     cli_io.write_table(table, args.output)
+    if log is not None:
+        with log:
+            cli_io.log_estimates(log, found, params.policy)
+        print(f"estimates of {len(found)} photos appended to {args.log}", file=sys.stderr)
     done = len(files) - len(unread)
     if args.output is not None:
         print(f"predicted {done} of {len(files)} photos -> {args.output}", file=sys.stderr)
@@ -131,6 +138,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``agecheck audit``: which cashiers sell alcohol without an ID check to young-looking customers."""
+    try:
+        from agecheck.audit import estimates, photos, run
+        from agecheck.audit.sales import read_sales
+    except ImportError as err:  # SciPy, matplotlib: not in a till install
+        raise AgecheckError(f"agecheck audit needs {err.name}: {PIPELINE_INSTALL}") from None
+
+    params = load_params(args.params)
+    sales = read_sales(args.sales, photos=args.estimates is None)
+    calibration = run.read_calibration(
+        args.calibration or args.model.with_suffix(".calibration.json"), args.calibration is not None
+    )
+    if args.estimates is not None:
+        found = estimates.log_estimates(args.estimates, params.policy)
+    else:  # the frames through the till, in batches
+        files = photos.photo_files(sales, args.sales.parent)
+        till, params = cli_io.load_till(args)
+        judged = cli_io.chunked(
+            list(files),
+            args.batch_size,
+            lambda chunk: [item[1:] for item in cli_io.faces_of(till, params, chunk, True, args.batch_size)],
+        )
+        found = photos.photo_estimates(list(files.index), judged)
+    joined = estimates.join_estimates(sales, found, str(args.estimates or "the frames"))
+    audit = run.audit_sales(joined, params.policy, params.audit, args.review, calibration)
+    run.write_audit(audit, args.output)
+    print(f"audit {args.sales}: {run.summary_line(audit)} -> {args.output}/", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``agecheck export``: the model as one LiteRT or ONNX file (and the face detector beside it)."""
     import importlib.util
@@ -164,12 +202,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from agecheck.service import app as service
     from agecheck.service.access import check_exposure, load_tokens
+    from agecheck.till.estimates_log import EstimatesLog
 
     params = load_params(args.params)
     host, port = args.host or params.serve.host, args.port or params.serve.port
     workers = args.workers or params.serve.workers
     tokens = load_tokens(params.serve)
     check_exposure(host, tokens, args.open)
+    if (log := EstimatesLog.open(params.serve.estimates_log)) is not None:
+        log.close()  # each worker opens it for itself: fail here, with a one-line error, if it cannot
     if workers == 1:
         app = service.build_app(args.model, params)  # a bad model fails here, with a one-line error
     else:  # each worker process loads its own model through the factory
@@ -247,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each photo is one face (a crop): one age per photo, no boxes; still aligned on its best face",
     )
+    predict.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="also append one estimates-log line per photo to FILE (docs/serving.md: the estimates log)",
+    )
 
     evaluate = _command(
         commands,
@@ -260,7 +307,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--plots", type=Path, help="folder for predictions.csv, details.json and the figures"
     )
-    for sub in (predict, evaluate):
+    audit = _command(
+        commands,
+        "audit",
+        cmd_audit,
+        "find cashiers who sell alcohol without an ID check to customers the till estimated under the "
+        "threshold more often than their store's other cashiers (docs/audit.md)",
+        "  agecheck audit sales.csv --estimates estimates.jsonl   the estimates from the till's log\n"
+        "  agecheck audit sales.csv                               frames (photo column) through the till\n"
+        "  agecheck audit sales.jsonl --estimates estimates.jsonl --output audit/2025-03 --review 500",
+    )
+    audit.add_argument(
+        "sales", type=Path, metavar="SALES", help="sales log: .csv, or .jsonl/.json (JSON lines)"
+    )
+    audit.add_argument(
+        "--estimates",
+        type=Path,
+        metavar="LOG",
+        help="the till's estimates log (serve.estimates_log, predict --log); without it, SALES has a photo "
+        "column",
+    )
+    audit.add_argument(
+        "--output",
+        type=Path,
+        default=Path("audit"),
+        metavar="DIR",
+        help="folder of the results (default: audit)",
+    )
+    audit.add_argument(
+        "--review",
+        type=_positive,
+        metavar="N",
+        help="unchecked alcohol sales listed for review (default: audit.review)",
+    )
+    audit.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="the model's calibration file, for adult_asked_rate (default: beside --model, if there)",
+    )
+    for sub in (predict, evaluate, audit):
         sub.add_argument(
             "--batch-size", type=_positive, default=64, help="faces per model call (default: 64)"
         )

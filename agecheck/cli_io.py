@@ -17,6 +17,8 @@ from agecheck.errors import AgecheckError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from agecheck.config import PolicyConfig
+    from agecheck.till.estimates_log import EstimatesLog
     from agecheck.till.pipeline import Till
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -24,7 +26,8 @@ OUTPUT_FORMATS = (".csv", ".json")
 #: Columns of ``predict``'s rows: one per face, or one per photo without a face (``status``).
 FACE_COLUMNS = (
     *("file", "face", "left", "top", "width", "height", "score"),
-    *("age", "age_low", "age_high", "age_sd", "interval", "decision", "status"),
+    *("age", "age_low", "age_high", "age_sd", "interval", "decision"),
+    *("customer", "p_under_legal", "p_under_threshold", "status"),
 )
 #: Photos read and predicted together: bounds the memory used on huge folders.
 CHUNK = 256
@@ -103,23 +106,25 @@ def faces_of(
 
 
 def write_table(table: pd.DataFrame, output: Path | None) -> None:
-    """``table`` as CSV on stdout, or as a CSV or JSON file (by extension; empty cells become null)."""
+    """``table`` as CSV on stdout, or as a CSV or JSON file (by extension; empty cells become null).
+    Numbers are written as rounded where they were made (``FaceResult.record``); true/false columns
+    (dtype ``boolean``) as ``true``/``false`` in a CSV, as in JSON."""
     import json
 
     import pandas as pd
 
-    if output is None:
-        table.to_csv(sys.stdout, index=False, float_format="%.1f", lineterminator="\n")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".json":
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    if output is not None and output.suffix.lower() == ".json":
         rows = [
             {key: None if (value == "" or pd.isna(value)) else value for key, value in row.items()}
             for row in table.to_dict("records")
         ]
         output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    else:
-        table.to_csv(output, index=False, float_format="%.1f")
+        return
+    lower = {True: "true", False: "false"}
+    flags = {name: table[name].map(lower) for name in table if table[name].dtype == "boolean"}
+    table.assign(**flags).to_csv(output or sys.stdout, index=False, lineterminator="\n")
 
 
 def report_skipped(what: str, reasons: Sequence[str]) -> None:
@@ -131,13 +136,30 @@ def report_skipped(what: str, reasons: Sequence[str]) -> None:
         print(f"skipped {len(reasons)} {what}: {counts}", file=sys.stderr)
 
 
+def status_of(reason: str, faces: list[Any]) -> str:
+    """A photo's ``status``: why it could not be read, else ``ok`` or ``no_face``."""
+    from agecheck.till.pipeline import photo_status
+
+    return reason or photo_status(faces)
+
+
 def face_rows(file: Path, reason: str, faces: list[Any]) -> list[dict[str, Any]]:
     """One row per face (box flattened), or one row saying why the photo has none."""
     if reason or not faces:
-        return [{"file": str(file), "face": None, "status": reason or "no_face"}]
+        return [{"file": str(file), "face": None, "status": status_of(reason, faces)}]
     rows = []
     for index, face in enumerate(faces):
         record = face.record()
         box = record.pop("box") or {}
         rows.append({"file": str(file), "face": index, **box, **record, "status": "ok"})
     return rows
+
+
+def log_estimates(
+    log: EstimatesLog, found: Sequence[tuple[Path, str, list[Any]]], policy: PolicyConfig
+) -> None:
+    """``predict --log``: one estimates-log line per photo, unreadable ones included (their reason)."""
+    from agecheck.till.estimates_log import log_entry
+
+    for file, reason, faces in found:
+        log.append(log_entry(faces, status_of(reason, faces), policy, file=str(file)))

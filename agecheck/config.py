@@ -189,6 +189,53 @@ class ServeConfig(PhotoLimits):
     max_in_flight: Positive  # predictions served at once; more are refused at once (503)
     retry_after_s: Positive  # Retry-After of those 503s
     timeout_s: Annotated[float, Field(gt=0)]  # a prediction taking longer is answered 503
+    estimates_log: str  # file the service appends one line per photo to ('': no log)
+
+
+class AuditSimulationConfig(Section):
+    """A simulated month of alcohol sales (``agecheck.audit.simulate``): the stores, the customers' ages,
+    how often an honest cashier asks for ID, and what a dishonest one skips."""
+
+    stores: Positive
+    cashiers: Annotated[int, Field(ge=2)]  # per store: a cashier is compared with the others
+    dishonest: NonNegative  # per store
+    sales: Positive  # alcohol sales per cashier and month
+    skip: Annotated[float, Field(ge=0, le=1)]  # share of an honest cashier's checks a dishonest one skips
+    months: Positive
+    seed: int
+    mix_ages: tuple[NonNegative, ...] = Field(min_length=1)  # lower ends of the customers' age bands...
+    mix_shares: tuple[Annotated[float, Field(ge=0)], ...]  # ...and each band's share of the sales
+    ask_ages: tuple[NonNegative, ...] = Field(min_length=1)  # lower ends of the true-age bands...
+    ask_rates: tuple[Annotated[float, Field(ge=0, le=1)], ...]  # ...and an honest cashier's P(ask for ID)
+    skip_curve: tuple[Annotated[float, Field(ge=0, le=1)], ...] = Field(min_length=1)
+    sales_curve: tuple[Positive, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _bands(self) -> AuditSimulationConfig:
+        for ages, values, names in (
+            (self.mix_ages, self.mix_shares, "mix_ages and mix_shares"),
+            (self.ask_ages, self.ask_rates, "ask_ages and ask_rates"),
+        ):
+            if len(ages) != len(values):
+                raise ValueError(f"{names} must have the same length")
+            if list(ages) != sorted(set(ages)):
+                raise ValueError(f"{names.split()[0]} must increase")
+        if abs(sum(self.mix_shares) - 1) > 1e-6:
+            raise ValueError(f"mix_shares must add up to 1 (got {sum(self.mix_shares):g})")
+        if self.ask_ages[0] != 0:
+            raise ValueError("ask_ages must start at 0 (every customer has an asking rate)")
+        if self.dishonest > self.cashiers:
+            raise ValueError(f"dishonest ({self.dishonest}) must not exceed cashiers ({self.cashiers})")
+        return self
+
+
+class AuditConfig(Section):
+    """The cashier audit: the false discovery rate of the flags, the fewest sales judged, the review list."""
+
+    fdr: Share  # flagged: Benjamini-Hochberg q value <= this
+    min_sales: Positive  # under-threshold alcohol sales needed (cashier and rest of store), else too few
+    review: NonNegative  # unchecked alcohol sales listed for review
+    simulation: AuditSimulationConfig
 
 
 class Params(Section):
@@ -205,6 +252,7 @@ class Params(Section):
     detect: DetectConfig
     align: AlignConfig
     serve: ServeConfig
+    audit: AuditConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
 

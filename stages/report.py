@@ -1,4 +1,5 @@
-"""Stage report: a Markdown report for store managers from the evaluate stage's results."""
+"""Stage report: the store managers' report from the evaluate stage's results, as Markdown and as a
+self-contained HTML page (figures embedded, no photo ids)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,25 @@ import pandas as pd
 
 from agecheck.errors import exit_on_error
 from agecheck.evaluation.report import FIGURES, build_report
+from agecheck.evaluation.report_page import build_page, provenance
 from agecheck.evaluation.results import DETAILS, PREDICTIONS, Evaluation
 
 RESULTS = Path("metrics/evaluate")
 REPORT = Path("metrics/report.md")
+PAGE = Path("metrics/report.html")
+#: Read for the model's md5 and its commit date (not a dep: the report's own lock entry changes it).
+LOCK = Path("dvc.lock")
 
 
 @exit_on_error
 def main() -> None:
     evaluation = Evaluation.read(RESULTS / DETAILS)
     predictions = pd.read_csv(RESULTS / PREDICTIONS, dtype={"id": str})
-    figures = [
-        ((RESULTS / name).relative_to(REPORT.parent).as_posix(), caption)
-        for name, caption in FIGURES
-        if (RESULTS / name).is_file()
-    ]
-    REPORT.write_text(build_report(evaluation, predictions, figures), encoding="utf-8")
-    print(f"report: {REPORT}")
+    figures = [(RESULTS / name, caption) for name, caption in FIGURES if (RESULTS / name).is_file()]
+    linked = [(path.relative_to(REPORT.parent).as_posix(), caption) for path, caption in figures]
+    REPORT.write_text(build_report(evaluation, predictions, linked), encoding="utf-8")
+    build_page(evaluation, figures, footer=provenance(LOCK)).write(PAGE)
+    print(f"report: {REPORT}, {PAGE}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ from tests.support.params import PARAMS, changed
 MAX_BYTES = 300_000
 ONE_FACE = [(250, 120, 180)]
 THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
+SMALL_AND_LARGE = [(60, 80, 80), (300, 100, 260)]  # the detector scores the small face first
+FACE_KEYS = {
+    *("box", "age", "age_low", "age_high", "age_sd", "interval", "decision"),
+    *("customer", "p_under_legal", "p_under_threshold"),
+}
+ANSWER_KEYS = {"status", "faces", "customer", "width", "height", "threshold", "legal_age", "milliseconds"}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +51,21 @@ def _post_image(client: TestClient, data: bytes, content_type: str = "image/jpeg
 
 
 def _check_face(face: dict, threshold: float = 25) -> None:
+    assert set(face) == FACE_KEYS
     assert 0 <= face["age_low"] <= face["age"] <= face["age_high"] <= 100
     assert face["interval"] == "softmax" and face["age_sd"] > 0
     assert face["decision"] == ("ask_for_id" if face["age"] < threshold else "no_id_needed")
+    assert 0 <= face["p_under_legal"] <= face["p_under_threshold"] <= 1
+    assert face["p_under_legal"] == round(face["p_under_legal"], 4)
+
+
+def _check_customer(body: dict) -> None:
+    """The customer's face is the largest, marked in the face and named at the top."""
+    faces = body["faces"]
+    widest = max(range(len(faces)), key=lambda i: faces[i]["box"]["width"])
+    assert body["customer"] == widest and [face["customer"] for face in faces] == [
+        i == widest for i in range(len(faces))
+    ]
 
 
 def test_health_and_docs(client: TestClient) -> None:
@@ -63,10 +81,12 @@ def test_one_face(client: TestClient) -> None:
     answer = _post_image(client, _jpeg(ONE_FACE))
     assert answer.status_code == 200
     body = answer.json()
+    assert set(body) == ANSWER_KEYS
     assert body["status"] == "ok" and (body["width"], body["height"]) == (640, 480)
     assert len(body["faces"]) == 1 and body["threshold"] == 25 and body["legal_age"] == 18
     face = body["faces"][0]
     _check_face(face)
+    assert body["customer"] == 0 and face["customer"] is True
     box = face["box"]  # the drawn face spans x 250..430, y 120..300
     assert 250 < box["left"] + box["width"] / 2 < 430 and 120 < box["top"] + box["height"] / 2 < 300
 
@@ -79,16 +99,42 @@ def test_several_faces_multipart(client: TestClient) -> None:
     assert lefts[0] < 200 < lefts[1] < 400 < lefts[2]
     for face in body["faces"]:
         _check_face(face)
+    _check_customer(body)
+
+
+def test_the_customer_is_the_large_face_not_the_first(client: TestClient) -> None:
+    body = _post_image(client, _jpeg(SMALL_AND_LARGE)).json()
+    assert len(body["faces"]) == 2 and body["faces"][0]["box"]["width"] < body["faces"][1]["box"]["width"]
+    assert body["customer"] == 1 and [face["customer"] for face in body["faces"]] == [False, True]
+    _check_customer(body)
 
 
 def test_no_face(client: TestClient) -> None:
     answer = _post_image(client, _jpeg([]))
     assert answer.status_code == 200 and answer.json()["status"] == "no_face" and answer.json()["faces"] == []
+    assert answer.json()["customer"] is None
+
+
+def test_sale_ids_are_checked_and_documented(client: TestClient) -> None:
+    ids = {"sale_id": "S-2024-000123", "till": "till 4", "cashier": "C0042"}
+    assert _post_image(client, _jpeg(ONE_FACE), **ids).status_code == 200
+    for bad in ("x" * 65, "tab\there", "caf\u00e9", ""):
+        answer = _post_image(client, _jpeg(ONE_FACE), sale_id=bad)
+        assert answer.status_code == 422, bad
+        assert answer.json()["error"] == "invalid_request" and answer.json()["detail"][0]["where"] == [
+            "query",
+            "sale_id",
+        ]
+    parameters = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["parameters"]
+    documented = {p["name"]: p for p in parameters}
+    for name in ids:
+        assert not documented[name]["required"] and "estimates log" in documented[name]["description"]
 
 
 def test_precropped_face(client: TestClient) -> None:
     body = _post_image(client, syn.jpeg_bytes(syn.face_like(120, 150)), detect="false").json()
     assert body["status"] == "ok" and len(body["faces"]) == 1 and body["faces"][0]["box"] is None
+    assert body["customer"] == 0 and body["faces"][0]["customer"] is True
 
 
 def test_concurrent_requests(client: TestClient) -> None:

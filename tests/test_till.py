@@ -1,4 +1,5 @@
-"""Face detection and cropping, age estimates with intervals, and ``agecheck predict`` with faces."""
+"""Face detection and cropping, age estimates with intervals, the customer's face, the alcohol rule's
+probabilities, and ``agecheck predict`` with faces."""
 
 from __future__ import annotations
 
@@ -12,17 +13,31 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from agecheck import cli
+from agecheck import cli, cli_io
 from agecheck.data.images import square_resize
 from agecheck.evaluation.till_check import FACE_SIDE, till_ages, till_frame, till_summary
 from agecheck.faces.box import Box
 from agecheck.faces.detection import MODELS, FaceDetector, _anchors
 from agecheck.model.age_model import AgeModel, quantiles
-from agecheck.till.pipeline import ASK_FOR_ID, NO_ID_NEEDED, Till, decision
+from agecheck.till.customer import customer_face
+from agecheck.till.pipeline import Till, customer_index
+from agecheck.till.policy import (
+    ASK_FOR_ID,
+    NO_ID_NEEDED,
+    decision,
+    probability_under,
+    under_age_probabilities,
+)
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS, changed
 
 THREE_FACES = [(40, 100, 150), (250, 150, 130), (450, 90, 160)]
+#: A small face the detector scores above a large one: the customer is face 1, not face 0.
+SMALL_AND_LARGE = [(60, 80, 80), (300, 100, 260)]
+RECORD_KEYS = {
+    *("box", "age", "age_low", "age_high", "age_sd", "interval", "decision"),
+    *("customer", "p_under_legal", "p_under_threshold"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +95,63 @@ def test_till_run_is_crops_then_judge(till: Till) -> None:
     alone = till.judge(crops.boxes, till.estimate(crops.arrays))
     assert [f.estimate.age for f in results[0]] == pytest.approx([f.estimate.age for f in alone], abs=1e-4)
     record = results[2][0].record()
-    assert set(record) == {"box", "age", "age_low", "age_high", "age_sd", "interval", "decision"}
+    assert set(record) == RECORD_KEYS and record["customer"] is True
     assert record["decision"] == decision(results[2][0].estimate.age, PARAMS.policy)
+    under = under_age_probabilities(results[2][0].estimate.probs, PARAMS.policy)[0]
+    assert record["p_under_legal"] == round(under.legal, 4) and 0 <= under.legal <= under.threshold <= 1
+    assert record["p_under_threshold"] == round(under.threshold, 4)
+    customers = [customer_face(till.crops(frame).boxes) for frame in frames]
+    assert [customer_index(faces) for faces in results] == customers and customers[1:] == [None, 0]
 
 
 def test_decision() -> None:
     policy = changed(PARAMS.policy, threshold=25, legal_age=18)
     assert decision(24.9, policy) == ASK_FOR_ID and decision(25.0, policy) == NO_ID_NEEDED
+
+
+def _box(side: float, left: float = 0.0) -> Box:
+    return Box(left, 0.0, side, side, 0.9)
+
+
+def test_the_customer_is_the_largest_face() -> None:
+    assert customer_face([_box(60), _box(200), _box(120)]) == 1
+    assert customer_face([_box(150, left=10), _box(150, left=300)]) == 0  # equals: the first
+    assert customer_face([]) is None
+    assert customer_face([None]) == 0  # detect=false: the photo is the face
+
+
+def test_the_customer_in_a_frame_is_the_large_face_not_the_first(till: Till) -> None:
+    (faces,) = till.run([syn.till_frame(SMALL_AND_LARGE)])
+    assert len(faces) == 2 and faces[0].box.width < faces[1].box.width  # the detector put the small first
+    assert [face.customer for face in faces] == [False, True] and customer_index(faces) == 1
+    assert [face.record()["customer"] for face in faces] == [False, True]
+
+
+def _one_hot(age: int) -> np.ndarray:
+    probs = np.zeros(101)
+    probs[age] = 1.0
+    return probs
+
+
+def test_the_probabilities_of_a_minor_and_of_under_the_threshold() -> None:
+    policy = changed(PARAMS.policy, threshold=25, legal_age=18)
+    (at_17,) = under_age_probabilities(_one_hot(17), policy)
+    (at_18,) = under_age_probabilities(_one_hot(18), policy)
+    (at_25,) = under_age_probabilities(_one_hot(25), policy)
+    assert (at_17.legal, at_17.threshold) == (1.0, 1.0)
+    assert (at_18.legal, at_18.threshold) == (0.0, 1.0)
+    assert (at_25.legal, at_25.threshold) == (0.0, 0.0)
+    uniform = under_age_probabilities(np.full((2, 101), 1 / 101), policy)
+    assert [(u.legal, u.threshold) for u in uniform] == [pytest.approx((18 / 101, 25 / 101))] * 2
+    assert probability_under(np.full(101, 1 / 101), 0.5) == pytest.approx([1 / 101])  # bin 0 is age 0
+
+
+def test_a_regression_model_has_no_probabilities(regression_model_path: Path) -> None:
+    till = Till(AgeModel.load(regression_model_path), PARAMS.detect, PARAMS.align, PARAMS.policy, 0.8)
+    (faces,) = till.run([syn.till_frame([(250, 120, 180)])])
+    record = faces[0].record()
+    assert faces[0].estimate.probs is None and faces[0].under is None
+    assert record["p_under_legal"] is None and record["p_under_threshold"] is None and record["customer"]
 
 
 def test_softmax_estimates_match_the_model(dex_model_path: Path) -> None:
@@ -99,6 +164,7 @@ def test_softmax_estimates_match_the_model(dex_model_path: Path) -> None:
     assert all(e.interval == "softmax" and e.low < e.age < e.high and e.sd > 0 for e in estimates)
     probs = expected["age_probs"]
     assert probs.shape == (5, 101) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(np.stack([e.probs for e in estimates]), probs, atol=1e-5)  # the softmax, kept
     assert np.allclose(expected["age"], probs @ np.arange(101), atol=1e-3)  # DEX: the expected age
 
 
@@ -121,7 +187,7 @@ def test_regression_model_gets_the_validation_mae(regression_model_path: Path) -
     model = AgeModel.load(regression_model_path)  # saved with val_mae=4.5
     assert not model.has_distribution
     estimate = model.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8), coverage=0.8)[0]
-    assert estimate.interval == "val_mae" and estimate.sd is None
+    assert estimate.interval == "val_mae" and estimate.sd is None and estimate.probs is None
     assert (estimate.low, estimate.high) == pytest.approx((estimate.age - 4.5, estimate.age + 4.5))
     with pytest.raises(ValueError, match="coverage"):
         model.estimate(np.zeros((1, 32, 32, 3), dtype=np.uint8), coverage=1.5)
@@ -136,6 +202,7 @@ def frames(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "one.jpg").write_bytes(syn.jpeg_bytes(syn.till_frame([(250, 120, 180)])))
     (folder / "three.png").write_bytes(syn.png_bytes(syn.till_frame(THREE_FACES)))
+    (folder / "two.jpg").write_bytes(syn.jpeg_bytes(syn.till_frame(SMALL_AND_LARGE)))
     (folder / "nobody.jpg").write_bytes(syn.jpeg_bytes(syn.till_frame([])))
     (folder / "broken.jpg").write_bytes(b"not a photo")
     return folder
@@ -154,11 +221,23 @@ def test_predict_one_row_per_face(
         ("three.png", "0", "ok"),
         ("three.png", "1", "ok"),
         ("three.png", "2", "ok"),
+        ("two.jpg", "0", "ok"),
+        ("two.jpg", "1", "ok"),
     ]
+    assert list(rows[0]) == list(cli_io.FACE_COLUMNS)
     for r in rows[2:]:
-        assert float(r["age_low"]) <= float(r["age"]) <= float(r["age_high"]) and float(r["width"]) > 50
+        assert float(r["age_low"]) <= float(r["age"]) <= float(r["age_high"]) and float(r["width"]) > 30
         assert r["decision"] in (ASK_FOR_ID, NO_ID_NEEDED)
-    assert "cannot read" in err and "broken.jpg" in err and "4 faces in 3 of 4 photos" in err
+        assert 0 <= float(r["p_under_legal"]) <= float(r["p_under_threshold"]) <= 1
+    assert [r["customer"] for r in rows] == ["", "", "true", *_customer_flags(rows[3:6]), "false", "true"]
+    assert float(rows[6]["width"]) < float(rows[7]["width"])  # two.jpg: the small face first
+    assert "cannot read" in err and "broken.jpg" in err and "6 faces in 4 of 5 photos" in err
+
+
+def _customer_flags(rows: list[dict[str, str]]) -> list[str]:
+    """``true`` for the widest face of a photo's rows, ``false`` for the others."""
+    widest = max(range(len(rows)), key=lambda i: float(rows[i]["width"]))
+    return ["true" if i == widest else "false" for i in range(len(rows))]
 
 
 def test_predict_faces_json(dex_model_path: Path, frames: Path, tmp_path: Path) -> None:
@@ -170,6 +249,8 @@ def test_predict_faces_json(dex_model_path: Path, frames: Path, tmp_path: Path) 
     assert (
         rows[0]["face"] == 0 and rows[0]["left"] > 200 and rows[1]["age"] is None and rows[1]["left"] is None
     )
+    assert rows[0]["customer"] is True and rows[1]["customer"] is None
+    assert 0 <= rows[0]["p_under_legal"] <= 1 and rows[1]["p_under_legal"] is None
 
 
 def test_predict_nothing_readable(dex_model_path: Path, frames: Path) -> None:

@@ -12,7 +12,7 @@ age). A model without it gets the estimate ± its validation MAE (``val_mae`` in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,16 @@ def sidecar(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class AgeEstimate:
-    """One face: estimated age, an interval around it and how that interval was made."""
+    """One face: estimated age, an interval around it and how that interval was made, and the
+    model's softmax behind them (for the alcohol rule's probabilities and the estimates log)."""
 
     age: float
     low: float
     high: float
     sd: float | None
     interval: str  # "softmax" (the model's own distribution) or "val_mae" (a fixed ± interval)
+    # over the ages 0..100; None for a model without ``age_probs``. Not compared: an array has no ==
+    probs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def quantiles(probabilities: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
@@ -165,6 +168,6 @@ class AgeModel:
         tail = (1 - coverage) / 2
         bounds = quantiles(probs, (tail, 1 - tail))
         return [
-            AgeEstimate(float(a), float(lo), float(hi), float(sd), "softmax")
-            for a, sd, (lo, hi) in zip(ages, sds, bounds, strict=True)
+            AgeEstimate(float(a), float(lo), float(hi), float(sd), "softmax", row)
+            for a, sd, (lo, hi), row in zip(ages, sds, bounds, probs, strict=True)
         ]

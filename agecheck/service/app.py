@@ -2,8 +2,10 @@
 
 * ``POST /predict``: the photo as the raw body (``Content-Type: image/jpeg``, ``image/png``...) or
   as the ``photo`` field of a ``multipart/form-data`` form; ``?detect=false`` for a photo that is
-  already a face crop. Answer: one entry per face with its box, the age estimate, an interval and
-  the Challenge-25 decision.
+  already a face crop; optional ``sale_id``, ``till`` and ``cashier`` for the estimates log. Answer:
+  one entry per face with its box, the age estimate, an interval, the Challenge-25 decision, whether
+  it is the customer's (the largest face) and the probabilities of a minor and of a customer under
+  the threshold; ``customer``: the customer's face.
 * ``GET /health``: ready, with the model and limits (no token needed). OpenAPI docs at ``/docs``
   (Swagger UI), its scripts served by the service itself from the fastapi-offline package, not from
   a CDN: the store network has no internet. No ``/redoc``: ReDoc's bundle loads its logo from a CDN.
@@ -16,7 +18,9 @@ Hostile input is expected: the body is read into memory only up to ``max_bytes``
 only image content types are accepted (415), the pixel count is checked from the header before
 decoding (413: decompression bombs), and every unreadable photo gets a 4xx JSON error
 ``{"error": code, "detail": text}``. Photos are biometric data: they are never written to disk,
-and nothing about them (bytes, file names, ages) is logged.
+and nothing about them (bytes, file names, ages) goes to the service's log. With
+``serve.estimates_log`` set, each photo's estimates (never its pixels) get one line in that file
+(:mod:`agecheck.till.estimates_log`), for the cashier audit.
 
 The model is loaded once per worker process. Decoding and face detection run on a small thread
 pool; the face crops of concurrent requests are gathered into batches for the age model by a
@@ -51,7 +55,8 @@ from agecheck.service.access import load_tokens
 from agecheck.service.batching import Batcher
 from agecheck.service.gate import DOCS_ASSETS_URL, Gate
 from agecheck.service.upload import IMAGE_TYPES, BadRequest, check_header, read_photo_upload
-from agecheck.till.pipeline import FaceCrops, Till
+from agecheck.till.estimates_log import EstimatesLog, Sale, log_entry
+from agecheck.till.pipeline import FaceCrops, FaceResult, Till, customer_index, photo_status
 
 #: ``agecheck.service.app``: named after the module, so it moves with it and stays under ``agecheck``.
 log = logging.getLogger(__name__)
@@ -79,11 +84,15 @@ class FaceOut(BaseModel):
     age_sd: float | None
     interval: str
     decision: str
+    customer: bool  # the customer's face: the largest in the photo
+    p_under_legal: float | None  # P(age < legal_age) from the model's softmax; None without one
+    p_under_threshold: float | None  # P(age < threshold)
 
 
 class PredictOut(BaseModel):
     status: str  # ok | no_face
     faces: list[FaceOut]
+    customer: int | None  # the index of the customer's face in faces; None without faces
     width: int
     height: int
     threshold: float
@@ -112,6 +121,7 @@ class TillService:
         self.batcher = Batcher(
             lambda crops: till.estimate(crops, serve.batch_size), serve.batch_size, serve.batch_wait_ms / 1000
         )
+        self.log: EstimatesLog | None = None  # open while the app runs (see create_app's lifespan)
 
     def prepare(self, data: bytes, image_format: str, detect: bool) -> tuple[FaceCrops, tuple[int, int]]:
         """Decode (upright RGB) and cut out the faces; PhotoRejected for unusable photos."""
@@ -119,8 +129,37 @@ class TillService:
         image = normalize_photo(data, self.serve).image
         return self.till.crops(image, detect), image.size
 
-    async def __call__(self, data: bytes, image_format: str, detect: bool) -> PredictOut:
-        started = time.perf_counter()
+    async def __call__(self, request: Request, detect: bool, sale: Sale) -> PredictOut:
+        """The answer to one upload, and its line in the estimates log: refused photos (with their
+        error) and photos cut off by the gate's timeout included, so the audit can count them."""
+        try:
+            data, image_format = await read_photo_upload(request, self.serve)
+            started = time.perf_counter()
+            faces, (width, height) = await self.judge(data, image_format, detect)
+        except BadRequest as err:
+            self.write_log([], err.error, sale)
+            raise
+        except anyio.get_cancelled_exc_class():
+            self.write_log([], "timeout", sale)
+            raise
+        policy = self.till.policy
+        answer = PredictOut(
+            status=photo_status(faces),
+            faces=[FaceOut(**face.record()) for face in faces],
+            customer=customer_index(faces),
+            width=width,
+            height=height,
+            threshold=policy.threshold,
+            legal_age=policy.legal_age,
+            milliseconds=round((time.perf_counter() - started) * 1000, 1),
+        )
+        self.write_log(faces, answer.status, sale)
+        return answer
+
+    async def judge(
+        self, data: bytes, image_format: str, detect: bool
+    ) -> tuple[list[FaceResult], tuple[int, int]]:
+        """The faces of a photo upload, judged, and its size; BadRequest for an unusable photo."""
         # Not abandoned when the gate's timeout cancels the request: a decode + detection already
         # running (bounded by the photo limits) finishes first, so the threads doing CPU work
         # never outnumber serve.cpu_threads, however many requests time out.
@@ -132,17 +171,18 @@ class TillService:
             raise BadRequest(
                 REJECTION_STATUS.get(err.reason, 422), err.reason, err.detail or err.reason
             ) from None
-        faces = self.till.judge(crops.boxes, await self.batcher.submit(crops.arrays))
-        policy = self.till.policy
-        return PredictOut(
-            status="ok" if faces else "no_face",
-            faces=[FaceOut(**face.record()) for face in faces],
-            width=width,
-            height=height,
-            threshold=policy.threshold,
-            legal_age=policy.legal_age,
-            milliseconds=round((time.perf_counter() - started) * 1000, 1),
-        )
+        return self.till.judge(crops.boxes, await self.batcher.submit(crops.arrays)), (width, height)
+
+    def write_log(self, faces: list[FaceResult], status: str, sale: Sale) -> None:
+        """One line in the estimates log, if there is one: a small ``os.write``, fine on the event
+        loop. A full disk costs the audit a line, not the till its answer (and is logged, without
+        the line)."""
+        if self.log is None:
+            return
+        try:
+            self.log.append(log_entry(faces, status, self.till.policy, sale))
+        except OSError as err:
+            log.error("cannot write the estimates log %s: %s", self.log.path, err.strerror)
 
 
 PREDICT_BODY = {
@@ -159,6 +199,22 @@ PREDICT_BODY = {
     },
 }
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)}
+#: The ids a till may send with a photo: up to this many printable ASCII characters (else 422).
+ID_MAX_LENGTH = 64
+ID_PATTERN = rf"^[ -~]{{1,{ID_MAX_LENGTH}}}$"
+
+
+def _id_query(what: str, alias: str | None = None) -> Any:
+    """An optional id in the query, kept only in the estimates log."""
+    return Query(
+        None,
+        alias=alias,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description=f"{what}: up to {ID_MAX_LENGTH} printable ASCII characters; kept only in the "
+        "estimates log (serve.estimates_log), with the estimates",
+    )
+
 
 # --- the docs, offline ----------------------------------------------------------------------------
 
@@ -192,8 +248,13 @@ def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(till.model.warm_up, serve.batch_size)
         service.batcher.start()
+        # opened by each worker process itself (O_APPEND: whole lines from every worker)
+        service.log = EstimatesLog.open(serve.estimates_log)
         yield
         await service.batcher.stop()
+        if service.log is not None:
+            service.log.close()
+            service.log = None
 
     app = FastAPI(
         title="agecheck",
@@ -251,10 +312,14 @@ def create_app(till: Till, serve: ServeConfig, tokens: tuple[bytes, ...] = ()) -
     async def predict(
         request: Request,
         detect: bool = Query(True, description="false: the photo is one face (still aligned)"),
+        sale_id: str | None = _id_query("the sale this photo belongs to"),
+        till_id: str | None = _id_query("the till that sent the photo", alias="till"),
+        cashier: str | None = _id_query("the cashier at that till (an id, not a name)"),
     ) -> PredictOut:
-        """Ages and Challenge-25 decisions for the faces in a photo (raw body or form field ``photo``)."""
-        data, image_format = await read_photo_upload(request, serve)
-        return await service(data, image_format, detect)
+        """Ages and Challenge-25 decisions for the faces in a photo (raw body or form field ``photo``);
+        the customer's face is the largest. The ids go only to the estimates log
+        (``serve.estimates_log``), with the estimates, never the photo."""
+        return await service(request, detect, Sale(sale_id, till_id, cashier))
 
     return app
 

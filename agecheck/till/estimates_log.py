@@ -10,7 +10,8 @@ profiles need only what the model said. ``agecheck serve`` (with ``serve.estimat
 customer's face, :func:`agecheck.till.customer.customer_face`, or null), and ``faces``: per face its
 ``box``, ``age``, ``age_low``, ``age_high``, ``age_sd``, ``interval``, ``decision``, ``customer``
 (true for the customer's face), ``p_under_legal``, ``p_under_threshold`` and ``age_probs`` (the
-model's softmax over the ages 0..100, rounded; absent for a model without one).
+model's softmax over the ages 0..100, rounded; absent for a model without one). The fields of a
+face are :meth:`agecheck.till.pipeline.FaceResult.record`'s, the answer's own, plus ``age_probs``.
 
 Several processes may append to one file (``serve.workers`` > 1): each line is written with one
 ``write`` on a file opened with ``O_APPEND``, so the kernel puts every whole line at the end and lines
@@ -22,17 +23,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from agecheck.config import PolicyConfig
 from agecheck.errors import AgecheckError
+from agecheck.till.pipeline import FaceResult, customer_index
+from agecheck.till.policy import PROB_DECIMALS
 
-#: Decimals of ``age_probs`` in the log (0.0001: enough to sum groups, a tenth of the size).
-PROB_DECIMALS = 4
+if TYPE_CHECKING:
+    import pandas as pd
+
 #: The customer's columns :func:`read_estimates` gives, one row per line.
 CUSTOMER_COLUMNS = (
     "age",
@@ -45,13 +53,35 @@ CUSTOMER_COLUMNS = (
 ID_COLUMNS = ("time", "sale_id", "till", "cashier", "file", "status", "faces", "threshold", "legal_age")
 
 
+@dataclass(frozen=True)
+class Sale:
+    """What the till says about the photo it sends: the sale, the till and the cashier (any may be None)."""
+
+    sale_id: str | None = None
+    till: str | None = None
+    cashier: str | None = None
+
+
+#: A photo sent without ids (and ``agecheck predict``'s photos).
+NO_SALE = Sale()
+
+
 class EstimatesLog:
     """Append-only writer of the estimates log (safe across processes, see the module's text)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        except OSError as err:
+            where = f" ({err.filename})" if err.filename else ""
+            raise AgecheckError(f"cannot open the estimates log {self.path}: {err.strerror}{where}") from None
+
+    @classmethod
+    def open(cls, path: str | Path) -> EstimatesLog | None:
+        """The log at ``path``; None for an empty path (``serve.estimates_log: ''``: no log)."""
+        return cls(path) if str(path) else None
 
     def append(self, entry: dict[str, Any]) -> None:
         """Write ``entry`` as one line, with one system call."""
@@ -61,36 +91,79 @@ class EstimatesLog:
     def close(self) -> None:
         os.close(self._fd)
 
+    def __enter__(self) -> EstimatesLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def log_entry(
+    faces: Sequence[FaceResult],
+    status: str,
+    policy: PolicyConfig,
+    sale: Sale = NO_SALE,
+    file: str | None = None,
+) -> dict[str, Any]:
+    """The log's line for one photo (``file``: predict's photo path; the service has none)."""
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "sale_id": sale.sale_id,
+        "till": sale.till,
+        "cashier": sale.cashier,
+    }
+    if file is not None:
+        entry["file"] = file
+    entry.update(
+        status=status,
+        threshold=policy.threshold,
+        legal_age=policy.legal_age,
+        customer=customer_index(faces),
+        faces=[face_entry(face) for face in faces],
+    )
+    return entry
+
+
+def face_entry(face: FaceResult) -> dict[str, Any]:
+    """A face as the log keeps it: the answer's fields and, with a softmax, the rounded softmax."""
+    record = face.record()
+    if face.estimate.probs is not None:
+        record["age_probs"] = rounded_probs(face.estimate.probs)
+    return record
+
 
 def rounded_probs(age_probs: np.ndarray | None) -> list[float] | None:
     """The softmax as the log keeps it."""
     return None if age_probs is None else [round(float(p), PROB_DECIMALS) for p in age_probs]
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    """The log's entries; a torn last line is skipped with a warning, any other bad line is an error."""
+#: A face's softmax in a log line, cut out before parsing when the reader does not need it: it is
+#: most of the line, and parsing a month of lines with it costs minutes and gigabytes.
+_AGE_PROBS = re.compile(rb',"age_probs":\[[^\]]*\]')
+
+
+def _entries(path: Path, with_probs: bool) -> Iterator[dict[str, Any]]:
+    """The log's entries, streamed; a torn last line is skipped with a warning, any other bad line is
+    an error."""
     if not path.is_file():
         raise AgecheckError(f"estimates log not found: {path}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as err:
-            if number == len(lines) and not text.endswith("\n"):
-                warning = (
-                    f"warning: {path}: skipped its torn last line {number} (a till stopped while writing)"
-                )
-                print(warning, file=sys.stderr)
+    with path.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
                 continue
-            raise AgecheckError(f"{path} line {number} is not an estimates-log entry: {err}") from None
-        entries.append(entry)
-    return entries
+            try:
+                entry = json.loads(line if with_probs else _AGE_PROBS.sub(b"", line))
+                if not isinstance(entry, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as err:
+                if not line.endswith(b"\n") and not file.read(1):
+                    print(
+                        f"warning: {path}: skipped its torn last line {number} (a till stopped writing it)",
+                        file=sys.stderr,
+                    )
+                    continue
+                raise AgecheckError(f"{path} line {number} is not an estimates-log entry: {err}") from None
+            yield entry
 
 
 def read_estimates(
@@ -98,19 +171,25 @@ def read_estimates(
 ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """One row per log line with its ids and the customer's estimate (NaN where there was no face):
     :data:`ID_COLUMNS` + :data:`CUSTOMER_COLUMNS`. With ``with_probs``, also the customers' softmaxes
-    (N x 101; rows of NaN without a customer or a softmax)."""
-    entries = _lines(Path(path))
-    rows, probs = [], []
-    for entry in entries:
+    (N x 101; rows of NaN without a customer or a softmax). Read line by line into columns, so a
+    month of a chain's sales fits in memory."""
+    import pandas as pd  # here: the service writes the log without loading pandas
+
+    ids = [name for name in ID_COLUMNS if name != "faces"]
+    columns: dict[str, list[Any]] = {name: [] for name in (*ID_COLUMNS, *CUSTOMER_COLUMNS)}
+    probs: list[list[float] | None] = []
+    for entry in _entries(Path(path), with_probs):
         faces = entry.get("faces") or []
         index = entry.get("customer")
         face = faces[index] if isinstance(index, int) and 0 <= index < len(faces) else {}
-        row = {name: entry.get(name) for name in ID_COLUMNS if name != "faces"}
-        row["faces"] = len(faces)
-        row.update({name: face.get(name) for name in CUSTOMER_COLUMNS})
-        rows.append(row)
-        probs.append(face.get("age_probs"))
-    table = pd.DataFrame(rows, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
+        for name in ids:
+            columns[name].append(entry.get(name))
+        columns["faces"].append(len(faces))
+        for name in CUSTOMER_COLUMNS:
+            columns[name].append(face.get(name))
+        if with_probs:
+            probs.append(face.get("age_probs"))
+    table = pd.DataFrame(columns, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
     for name in ("sale_id", "till", "cashier"):
         table[name] = table[name].astype("string")
     if not with_probs:

@@ -1,4 +1,5 @@
-"""The one till pipeline: a photo in, one result per face out (box, age, interval, decision).
+"""The one till pipeline: a photo in, one result per face out (box, age, interval, decision, whether
+it is the customer's face, the probabilities of a minor and of a customer under the threshold).
 
 ``agecheck predict`` and ``agecheck serve`` only read input and format output around it. The
 work is split in two so the service can batch faces across requests: :meth:`Till.crops` (find
@@ -21,14 +22,15 @@ from agecheck.faces.alignment import face_input
 from agecheck.faces.box import Box
 from agecheck.faces.detection import FaceDetector
 from agecheck.model.age_model import AgeEstimate, AgeModel
-
-ASK_FOR_ID = "ask_for_id"
-NO_ID_NEEDED = "no_id_needed"
-
-
-def decision(age: float, policy: PolicyConfig) -> str:
-    """Challenge 25: ``ask_for_id`` when the estimated age is under the threshold, else ``no_id_needed``."""
-    return ASK_FOR_ID if age < policy.threshold else NO_ID_NEEDED
+from agecheck.till.customer import customer_face
+from agecheck.till.policy import (  # noqa: F401 - ASK_FOR_ID, NO_ID_NEEDED: still importable from here
+    ASK_FOR_ID,
+    NO_ID_NEEDED,
+    PROB_DECIMALS,
+    UnderAge,
+    decision,
+    under_age_probabilities,
+)
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,19 @@ class FaceCrops:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face: where it is, its estimated age with an interval, and the Challenge 25 decision."""
+    """One face: where it is, its estimated age with an interval, the Challenge 25 decision, whether it
+    is the customer's, and the alcohol rule's probabilities (None for a model without a softmax)."""
 
     box: Box | None  # None: the whole photo was taken as the face
     estimate: AgeEstimate
     decision: str
+    customer: bool
+    under: UnderAge | None
 
     def record(self) -> dict[str, Any]:
-        """The face as rounded JSON-ready fields: the one format of the service's answer and the
-        CLI's rows (which flatten ``box``)."""
-        e = self.estimate
+        """The face as rounded JSON-ready fields: the one format of the service's answer, the CLI's
+        rows (which flatten ``box``) and the estimates log (which adds ``age_probs``)."""
+        e, under = self.estimate, self.under
         return {
             "box": self.box.as_dict() if self.box else None,
             "age": round(e.age, 1),
@@ -59,7 +64,20 @@ class FaceResult:
             "age_sd": None if e.sd is None else round(e.sd, 2),
             "interval": e.interval,
             "decision": self.decision,
+            "customer": self.customer,
+            "p_under_legal": None if under is None else round(under.legal, PROB_DECIMALS),
+            "p_under_threshold": None if under is None else round(under.threshold, PROB_DECIMALS),
         }
+
+
+def customer_index(faces: Sequence[FaceResult]) -> int | None:
+    """The customer's face among a photo's results (:func:`customer_face` chose it), None without faces."""
+    return next((i for i, face in enumerate(faces) if face.customer), None)
+
+
+def photo_status(faces: Sequence[FaceResult]) -> str:
+    """``ok``, or ``no_face`` for a photo read without a face in it."""
+    return "ok" if faces else "no_face"
 
 
 class Till:
@@ -111,10 +129,17 @@ class Till:
         return self.model.estimate(arrays, self.coverage, batch_size)
 
     def judge(self, boxes: Sequence[Box | None], estimates: Sequence[AgeEstimate]) -> list[FaceResult]:
-        """One result per face from its box and age estimate."""
+        """One result per face of a photo from its box and age estimate; the largest face is the
+        customer's (the detector's order is by score, and a sharp face behind can come first)."""
+        customer = customer_face(boxes)
         return [
-            FaceResult(box, e, decision(e.age, self.policy)) for box, e in zip(boxes, estimates, strict=True)
+            FaceResult(box, e, decision(e.age, self.policy), i == customer, self.under_age(e))
+            for i, (box, e) in enumerate(zip(boxes, estimates, strict=True))
         ]
+
+    def under_age(self, estimate: AgeEstimate) -> UnderAge | None:
+        """The probabilities of a minor and of a customer under the threshold, from the softmax."""
+        return None if estimate.probs is None else under_age_probabilities(estimate.probs, self.policy)[0]
 
     def run(
         self, images: Sequence[Image.Image], detect: bool = True, batch_size: int = 64

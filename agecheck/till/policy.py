@@ -16,6 +16,9 @@ from agecheck.config import PolicyConfig
 
 ASK_FOR_ID = "ask_for_id"
 NO_ID_NEEDED = "no_id_needed"
+#: Decimals of the probabilities the till gives (and of ``age_probs`` in the estimates log): 0.0001
+#: is finer than any rate the audit reports, and keeps a log line small.
+PROB_DECIMALS = 4
 
 
 def decision(age: float, policy: PolicyConfig) -> str:

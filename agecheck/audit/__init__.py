@@ -1,0 +1,1 @@
+"""The cashier audit: who sells alcohol to young-looking customers without an ID check."""
