@@ -9,37 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from agecheck.audit.estimates import ESTIMATE_COLUMNS
 from agecheck.audit.sales import REASON, SALES_COLUMNS
 from agecheck.audit.simulate import Month, honest_ask_rate, simulate_month, simulate_months, write_simulation
 from agecheck.errors import AgecheckError
+from tests.support.customers import synthetic_customers
 from tests.support.params import PARAMS, changed
 
 POLICY, CONFIG = PARAMS.policy, PARAMS.audit
 SIM = CONFIG.simulation
-MAE = 5.0
-
-
-def synthetic_customers(n: int = 4000, seed: int = 1) -> pd.DataFrame:
-    """Photos aged 13..85 with estimates off by normal noise of mean absolute error :data:`MAE`, the
-    probabilities that noise implies, and 3% without a face (NaN)."""
-    rng = np.random.default_rng(seed)
-    age = rng.uniform(13, 86, n).round()
-    sd = MAE * np.sqrt(np.pi / 2)
-    estimate = age + rng.normal(0, sd, n)
-    estimate[rng.random(n) < 0.03] = np.nan
-    return pd.DataFrame(
-        {
-            "age": age,
-            "estimate": estimate,
-            "p_under_legal": stats.norm.cdf((POLICY.legal_age - estimate) / sd),
-            "p_under_threshold": stats.norm.cdf((POLICY.threshold - estimate) / sd),
-        }
-    )
-
-
 CUSTOMERS = synthetic_customers()
 
 

@@ -315,3 +315,18 @@ def test_two_workers_write_whole_lines(dex_model_path: Path, tmp_path: Path) -> 
     by_id = {line["sale_id"]: line for line in lines}
     assert all(by_id[f"S-{i}"]["status"] == "not_an_image" for i in range(0, count, 10))
     assert all(by_id[f"S-{i}"]["customer"] == (1 if i % 4 == 3 else 0) for i in range(count) if i % 10)
+    # and the chain audits what the till logged: a sales log of those sale ids, joined on sale_id
+    sales = tmp_path / "sales.csv"
+    rows = [
+        f"S-{i},2026-11-0{1 + i % 9}T10:00,store1,till{i % 2},cashier{i % 3},1,{i % 2}" for i in range(count)
+    ]
+    sales.write_text("sale_id,time,store,till,cashier,alcohol,id_checked\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "audit"
+    code = cli.main(
+        ["audit", str(sales), "--estimates", str(log), "--output", str(out), "--model", str(dex_model_path)]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["alcohol_sales"] == count
+    assert summary["alcohol_sales_by_reason"]["ok"] == count - count // 10  # the refused uploads: no face
+    assert sum(summary["alcohol_sales_by_reason"].values()) == count

@@ -227,3 +227,28 @@ def test_the_browser_check_reports_a_broken_image_and_a_request(tmp_path: Path) 
     (tmp_path / "no_policy.html").write_text(broken.replace(CSP, "default-src *"), encoding="utf-8")
     report = _in_browser(tmp_path / "no_policy.html", tables=2, images=3)
     assert report.blocked == [(tmp_path / "missing.png").as_uri()] and report.broken_images, report
+
+
+def _simulated_audit_page(folder: Path) -> Path:
+    """``audit.html`` of a simulated month on synthetic customers (3 stores)."""
+    from agecheck.audit.run import audit_sales, write_audit
+    from agecheck.audit.simulate import simulate_month
+    from tests.support.customers import synthetic_customers
+
+    sim = changed(PARAMS.audit.simulation, stores=3)
+    month = simulate_month(synthetic_customers(), sim, PARAMS.policy, np.random.default_rng(0))
+    write_audit(audit_sales(month.sales, PARAMS.policy, PARAMS.audit, simulation=True), folder)
+    return folder / "audit.html"
+
+
+def test_the_audit_page_shows_its_tables_and_charts_and_fetches_nothing(tmp_path: Path) -> None:
+    page = _simulated_audit_page(tmp_path)
+    html = page.read_text(encoding="utf-8")
+    tables, images = html.count("<table"), html.count("<img ")
+    assert tables >= 2 and images == 3  # flagged cashiers and the review list; a chart per store
+    _works_offline(_in_browser(page, tables=tables, images=images))
+    broken = html.replace("</main>", '<img src="missing.png" alt="lost"></main>')
+    (tmp_path / "broken.html").write_text(broken, encoding="utf-8")
+    assert _in_browser(tmp_path / "broken.html", tables=tables, images=images + 1).broken_images == [
+        "missing.png"
+    ]
