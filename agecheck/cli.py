@@ -138,10 +138,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _customer_estimates(
+    args: argparse.Namespace,
+    sales: Any,
+    folder: Path,
+    needed: Any = None,
+    noun: str = "sales log",
+    with_probs: bool = False,
+) -> tuple[Any, Any]:
+    """Each sale's customer estimate (indexed by ``sale_id``) and the customers' softmaxes (rows alike;
+    None from a log read without ``with_probs``): from the estimates log (``--estimates``), or the
+    frames of the needed sales through the till in batches, each frame once however many sales it is
+    behind."""
+    from agecheck.audit import estimates, photos
+
+    if args.estimates is not None:
+        return estimates.log_estimates(args.estimates, load_params(args.params).policy, with_probs)
+    files = photos.photo_files(sales, folder, needed, noun)
+    frames = list(dict.fromkeys(files))
+    till, params = cli_io.load_till(args)
+    judged = cli_io.chunked(
+        frames,
+        args.batch_size,
+        lambda chunk: [item[1:] for item in cli_io.faces_of(till, params, chunk, True, args.batch_size)],
+    )
+    by_frame = dict(zip(frames, judged, strict=True))
+    return photos.photo_estimates(list(files.index), [by_frame[file] for file in files])
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """``agecheck audit``: which cashiers sell alcohol without an ID check to young-looking customers."""
     try:
-        from agecheck.audit import estimates, photos, run
+        from agecheck.audit import estimates, run
         from agecheck.audit.sales import read_sales
     except ImportError as err:  # SciPy, matplotlib: not in a till install
         raise AgecheckError(f"agecheck audit needs {err.name}: {PIPELINE_INSTALL}") from None
@@ -151,21 +179,35 @@ def cmd_audit(args: argparse.Namespace) -> int:
     calibration = run.read_calibration(
         args.calibration or args.model.with_suffix(".calibration.json"), args.calibration is not None
     )
-    if args.estimates is not None:
-        found = estimates.log_estimates(args.estimates, params.policy)
-    else:  # the frames through the till, in batches
-        files = photos.photo_files(sales, args.sales.parent)
-        till, params = cli_io.load_till(args)
-        judged = cli_io.chunked(
-            list(files),
-            args.batch_size,
-            lambda chunk: [item[1:] for item in cli_io.faces_of(till, params, chunk, True, args.batch_size)],
-        )
-        found = photos.photo_estimates(list(files.index), judged)
+    found, _ = _customer_estimates(args, sales, args.sales.parent)
     joined = estimates.join_estimates(sales, found, str(args.estimates or "the frames"))
     audit = run.audit_sales(joined, params.policy, params.audit, args.review, calibration)
     run.write_audit(audit, args.output)
     print(f"audit {args.sales}: {run.summary_line(audit)} -> {args.output}/", file=sys.stderr)
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    """``agecheck segments``: what each age group buys, corrected for the model's errors."""
+    try:
+        from agecheck.segments import run
+        from agecheck.segments.groups import Groups, read_confusion
+        from agecheck.segments.receipts import read_receipts
+    except ImportError as err:  # SciPy, matplotlib: not in a till install
+        raise AgecheckError(f"agecheck segments needs {err.name}: {PIPELINE_INSTALL}") from None
+
+    params = load_params(args.params)
+    receipts = read_receipts(args.receipts, photos=args.estimates is None)
+    groups = Groups.from_config(params.segments)
+    confusion = read_confusion(args.calibration or args.model.with_suffix(".calibration.json"), groups)
+    everyone = run.every_sale(receipts)
+    found, probs = _customer_estimates(
+        args, receipts.sales, args.receipts.parent, everyone, "receipts log", True
+    )
+    receipts, probs = run.join(receipts, found, probs, str(args.estimates or "the frames"))
+    segments = run.segment(receipts, groups, confusion, params.segments, probs)
+    run.write_segments(segments, args.output)
+    print(f"segments {args.receipts}: {run.summary_line(segments)} -> {args.output}/", file=sys.stderr)
     return 0
 
 
@@ -346,7 +388,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the model's calibration file, for adult_asked_rate (default: beside --model, if there)",
     )
-    for sub in (predict, evaluate, audit):
+    segments = _command(
+        commands,
+        "segments",
+        cmd_segments,
+        "what each age group buys: per group, its share of the shoppers and of each category, corrected for "
+        "the model's errors (docs/segments.md)",
+        "  agecheck segments receipts.csv --estimates estimates.jsonl   the estimates from the till's log\n"
+        "  agecheck segments receipts.csv                               frames (photo column) through the "
+        "till\n"
+        "  agecheck segments receipts.jsonl --estimates estimates.jsonl --output segments/2025-03",
+    )
+    segments.add_argument(
+        "receipts",
+        type=Path,
+        metavar="RECEIPTS",
+        help="receipts log, one row per sale and category: .csv, or .jsonl/.json (JSON lines)",
+    )
+    segments.add_argument(
+        "--estimates",
+        type=Path,
+        metavar="LOG",
+        help="the till's estimates log (serve.estimates_log, predict --log); without it, RECEIPTS has a "
+        "photo column",
+    )
+    segments.add_argument(
+        "--output",
+        type=Path,
+        default=Path("segments"),
+        metavar="DIR",
+        help="folder of the results (default: segments)",
+    )
+    segments.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="the model's calibration file, for its confusion matrix (default: beside --model)",
+    )
+    for sub in (predict, evaluate, audit, segments):
         sub.add_argument(
             "--batch-size", type=_positive, default=64, help="faces per model call (default: 64)"
         )

@@ -238,6 +238,62 @@ class AuditConfig(Section):
     simulation: AuditSimulationConfig
 
 
+class SegmentsScenario(Section):
+    """A simulated month of the shopping profiles: who shops, and whether what they buy depends on age."""
+
+    mix: tuple[Annotated[float, Field(ge=0)], ...] = Field(min_length=2)  # share of sales per true group
+    depends_on_age: bool  # false: every category is bought at its average rate, whatever the age
+
+
+class SegmentsSimulationConfig(Section):
+    """Simulated sales with the test photos as customers (``agecheck.segments.simulate``)."""
+
+    sales: Positive  # per scenario
+    seed: int
+    log_sales: Positive  # sales of the demo receipts and estimates log for `agecheck segments`
+    categories: dict[str, tuple[Annotated[float, Field(ge=0, le=1)], ...]] = Field(min_length=1)
+    scenarios: dict[str, SegmentsScenario] = Field(min_length=1)
+
+
+class SegmentsConfig(Section):
+    """The shopping profiles: the marketing age groups, the fewest sales a group is judged on, the
+    bootstrap, and the simulation that measures the correction."""
+
+    groups: tuple[Positive, ...] = Field(min_length=1)  # first ages of the groups; under the first: apart
+    min_age: NonNegative  # the youngest shopper: validation photos under it are left out of the correction
+    min_sales: Positive  # a group with fewer sales (estimated or corrected) is marked "too few sales"
+    iterations: Positive  # EM steps of the correction, from equal groups (more: less pull, more noise)
+    bootstrap: Annotated[int, Field(ge=20)]  # resamples of the customers (and of the validation photos)
+    seed: int
+    simulation: SegmentsSimulationConfig
+
+    @model_validator(mode="after")
+    def _per_group(self) -> SegmentsConfig:
+        if list(self.groups) != sorted(set(self.groups)):
+            raise ValueError("groups must increase")
+        if self.min_age >= self.groups[0]:
+            raise ValueError(f"min_age ({self.min_age}) must be under the first group ({self.groups[0]})")
+        width = len(self.groups) + 1  # the under-18s first
+        sim = self.simulation
+        for name, rates in sim.categories.items():
+            if len(rates) != width:
+                raise ValueError(
+                    f"simulation.categories.{name}: one rate per group, under-{self.groups[0]}s "
+                    f"first ({width}), got {len(rates)}"
+                )
+        for name, scenario in sim.scenarios.items():
+            if len(scenario.mix) != width:
+                raise ValueError(
+                    f"simulation.scenarios.{name}.mix: one share per group, under-"
+                    f"{self.groups[0]}s first ({width}), got {len(scenario.mix)}"
+                )
+            if abs(sum(scenario.mix) - 1) > 1e-6:
+                raise ValueError(
+                    f"simulation.scenarios.{name}.mix must add up to 1 (got {sum(scenario.mix):g})"
+                )
+        return self
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -253,6 +309,7 @@ class Params(Section):
     align: AlignConfig
     serve: ServeConfig
     audit: AuditConfig
+    segments: SegmentsConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
 

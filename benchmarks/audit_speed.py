@@ -25,28 +25,14 @@ import numpy as np
 import pandas as pd
 
 from agecheck.config import DEFAULT_PARAMS, PolicyConfig, load_params
-from agecheck.faces.box import Box
-from agecheck.model.age_model import AgeEstimate
 from agecheck.till.estimates_log import Sale, log_entry
-from agecheck.till.pipeline import FaceResult
-from agecheck.till.policy import decision, under_age_probabilities
+from tests.support.till_faces import customer_face
 
 STORES, CASHIERS = 20, 8
 #: Distinct customers' log lines (one per age and spread); each sale uses one, with its own ids.
 TEMPLATES = 512
 #: Placeholders in a template line, replaced by each sale's ids.
 SALE, TILL, CASHIER = "@SALE@", "@TILL@", "@CASHIER@"
-
-
-def _face(age: float, spread: float, policy: PolicyConfig) -> FaceResult:
-    """A face as the till reports it, with a softmax centred on ``age``."""
-    years = np.arange(101)
-    probs = np.exp(-0.5 * ((years - age) / spread) ** 2)
-    probs /= probs.sum()
-    estimate = AgeEstimate(age, age - 1.3 * spread, age + 1.3 * spread, spread, "softmax", probs)
-    box = Box(200.0, 120.0, 180.0, 200.0, 0.93)
-    under = under_age_probabilities(probs, policy)[0]
-    return FaceResult(box, estimate, decision(age, policy), True, under)
 
 
 def template_lines(policy: PolicyConfig, rng: np.random.Generator) -> list[str]:
@@ -56,7 +42,11 @@ def template_lines(policy: PolicyConfig, rng: np.random.Generator) -> list[str]:
     sale = Sale(SALE, TILL, CASHIER)
     lines = []
     for i in range(TEMPLATES):
-        faces = [] if i % 33 == 0 else [_face(float(rng.uniform(14, 80)), float(rng.uniform(2.5, 6)), policy)]
+        faces = (
+            []
+            if i % 33 == 0
+            else [customer_face(float(rng.uniform(14, 80)), policy, float(rng.uniform(2.5, 6)))]
+        )
         entry = log_entry(faces, "ok" if faces else "no_face", policy, sale)
         lines.append(json.dumps(entry, separators=(",", ":"), allow_nan=False))
     return lines
@@ -86,26 +76,44 @@ def write_month(folder: Path, sales: int, policy: PolicyConfig, seed: int = 0) -
     )
     sales_path = folder / "sales.csv"
     table.to_csv(sales_path, index=False)
-    templates = template_lines(policy, rng)
-    pick = rng.integers(0, len(templates), size=sales)
-    log_path = folder / "estimates.jsonl"
-    with log_path.open("w", encoding="utf-8") as log:
-        for i in range(sales):
-            line = templates[pick[i]].replace(SALE, ids[i], 1).replace(TILL, tills[i], 1)
-            log.write(line.replace(CASHIER, names[i], 1) + "\n")
+    log_path = write_log(folder / "estimates.jsonl", ids, tills, names, policy, rng)
     return sales_path, log_path
+
+
+def write_log(
+    path: Path,
+    ids: np.ndarray,
+    tills: np.ndarray,
+    cashiers: np.ndarray,
+    policy: PolicyConfig,
+    rng: np.random.Generator,
+) -> Path:
+    """The estimates log of the sales ``ids``: one line each, a :func:`template_lines` line with the
+    sale's ids."""
+    templates = template_lines(policy, rng)
+    pick = rng.integers(0, len(templates), size=len(ids))
+    with path.open("w", encoding="utf-8") as log:
+        for i in range(len(ids)):
+            line = templates[pick[i]].replace(SALE, ids[i], 1).replace(TILL, tills[i], 1)
+            log.write(line.replace(CASHIER, cashiers[i], 1) + "\n")
+    return path
+
+
+def run_command(*arguments: str) -> tuple[float, float, str]:
+    """``agecheck ARGUMENTS`` as a child process: wall seconds, peak RSS (GiB), its stderr."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "agecheck.cli", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"agecheck {arguments[0]} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
+    return wall, peak, done.stderr
 
 
 def run_audit(sales_path: Path, log_path: Path, output: Path) -> tuple[float, float, str]:
     """``agecheck audit`` as a child process: wall seconds, peak RSS (GiB), its stderr."""
-    command = [sys.executable, "-m", "agecheck.cli", "audit", str(sales_path), "--estimates", str(log_path)]
-    start = time.perf_counter()
-    done = subprocess.run([*command, "--output", str(output)], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"agecheck audit failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
-    return wall, peak, done.stderr
+    return run_command("audit", str(sales_path), "--estimates", str(log_path), "--output", str(output))
 
 
 def main() -> None:

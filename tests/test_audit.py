@@ -25,13 +25,13 @@ from agecheck.audit.cashiers import (
 from agecheck.audit.run import audit_sales, write_audit
 from agecheck.audit.sales import SALES_COLUMNS
 from agecheck.data.images import read_photo
-from agecheck.faces.box import Box
-from agecheck.model.age_model import AgeEstimate, AgeModel
+from agecheck.model.age_model import AgeModel
 from agecheck.till.estimates_log import EstimatesLog, Sale, log_entry
 from agecheck.till.pipeline import FaceResult, Till
-from agecheck.till.policy import decision, under_age_probabilities
+from agecheck.till.policy import under_age_probabilities
 from tests.support import synthetic as syn
 from tests.support.params import PARAMS
+from tests.support.till_faces import customer_face
 
 POLICY, CONFIG = PARAMS.policy, PARAMS.audit
 
@@ -92,18 +92,7 @@ STANDARD = [
 
 def face(age: float) -> FaceResult:
     """The customer's face as the till reports it, with a softmax centred on ``age``."""
-    age = float(age)
-    years = np.arange(101)
-    probs = np.exp(-0.5 * ((years - age) / 3.0) ** 2)
-    probs /= probs.sum()
-    estimate = AgeEstimate(age, age - 4, age + 4, 3.0, "softmax", probs)
-    return FaceResult(
-        Box(100, 80, 200, 220, 0.9),
-        estimate,
-        decision(age, POLICY),
-        True,
-        under_age_probabilities(probs, POLICY)[0],
-    )
+    return customer_face(age, POLICY)
 
 
 def write_estimates(path: Path, month: Month) -> Path:

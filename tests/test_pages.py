@@ -25,7 +25,7 @@ from agecheck.evaluation.report import FIGURES
 from agecheck.evaluation.report_page import build_page, provenance, recommendation
 from agecheck.evaluation.results import DETAILS, PREDICTIONS, Evaluation, NoSafeThreshold
 from agecheck.pages.html import CSP, Page
-from tests.support.browser import PageReport, open_page
+from tests.support.browser import assert_works_offline, open_static_page
 from tests.support.params import PARAMS, changed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,35 +197,24 @@ def test_the_stage_writes_both_reports(tmp_path: Path) -> None:
     assert page.count("<img ") == len(FIGURES) and "model e2b987c429c4" in page
 
 
-def _in_browser(path: Path, tables: int, images: int) -> PageReport:
-    """Open a page offline; ``ready`` only once the browser shows exactly that many tables and images."""
-    counted = f"document.querySelectorAll('table').length === {tables} && document.images.length === {images}"
-    return open_page(path, charts=None, ready=counted, timeout_s=10)
-
-
-def _works_offline(report: PageReport) -> None:
-    assert report.ready, f"not the expected tables and images: {report}"
-    assert report.requests == [] and report.console_errors == [] and report.broken_images == [], report
-
-
 def test_a_page_with_every_element_shows_them_all_and_fetches_nothing(tmp_path: Path) -> None:
     _page().write(tmp_path / "page.html")
-    _works_offline(_in_browser(tmp_path / "page.html", tables=2, images=2))
+    assert_works_offline(open_static_page(tmp_path / "page.html", tables=2, images=2))
 
 
 def test_the_report_page_shows_its_tables_and_figures_and_fetches_nothing(tmp_path: Path) -> None:
     (tmp_path / "report.html").write_text(_committed_report(), encoding="utf-8")
-    _works_offline(_in_browser(tmp_path / "report.html", tables=5, images=len(FIGURES)))
+    assert_works_offline(open_static_page(tmp_path / "report.html", tables=5, images=len(FIGURES)))
 
 
 def test_the_browser_check_reports_a_broken_image_and_a_request(tmp_path: Path) -> None:
     broken = _page().html().replace("</main>", '<img src="missing.png" alt="lost"></main>')
     (tmp_path / "broken.html").write_text(broken, encoding="utf-8")
-    report = _in_browser(tmp_path / "broken.html", tables=2, images=3)
+    report = open_static_page(tmp_path / "broken.html", tables=2, images=3)
     assert report.broken_images == ["missing.png"] and "Content Security Policy" in report.console_errors[0]
     assert report.requests == []  # the page's policy stopped it before the network
     (tmp_path / "no_policy.html").write_text(broken.replace(CSP, "default-src *"), encoding="utf-8")
-    report = _in_browser(tmp_path / "no_policy.html", tables=2, images=3)
+    report = open_static_page(tmp_path / "no_policy.html", tables=2, images=3)
     assert report.blocked == [(tmp_path / "missing.png").as_uri()] and report.broken_images, report
 
 

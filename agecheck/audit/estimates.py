@@ -55,12 +55,18 @@ def _warn_other_threshold(log: pd.DataFrame, policy: PolicyConfig, origin: str) 
         )
 
 
-def log_estimates(path: str | Path, policy: PolicyConfig) -> pd.DataFrame:
+def log_estimates(
+    path: str | Path, policy: PolicyConfig, with_probs: bool = False
+) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The customer's estimate for each ``sale_id`` in the estimates log (indexed by it), with a
     ``reason``: the line's status when not ``ok``, ``no_face`` when it has no customer. A sale logged
-    twice (the photo taken again) keeps its last line."""
+    twice (the photo taken again) keeps its last line. With ``with_probs``, also the customers'
+    softmaxes, a row per row of the table (else None)."""
     origin = str(path)
-    log = read_estimates(path)
+    if with_probs:
+        log, probs = read_estimates(path, with_probs=True)
+    else:
+        log, probs = read_estimates(path), None
     table = _numbers(log, origin)
     status = log["status"].astype(object).where(log["status"].notna(), NO_ESTIMATE).astype(str)
     table[REASON] = np.where(status != OK, status, np.where(table["estimate"].isna(), NO_FACE, ""))
@@ -74,26 +80,32 @@ def log_estimates(path: str | Path, policy: PolicyConfig) -> pd.DataFrame:
             f"warning: {origin}: sale_id {repeated} logged more than once; the last line of each sale counts",
             file=sys.stderr,
         )
-    return table[~again].set_index("sale_id")
+    table = table[~again]
+    return table.set_index("sale_id"), None if probs is None else probs[table.index.to_numpy()]
 
 
 def join_estimates(
-    sales: pd.DataFrame, estimates: pd.DataFrame, source: str = "the estimates"
+    sales: pd.DataFrame,
+    estimates: pd.DataFrame,
+    source: str = "the estimates",
+    needed: np.ndarray | None = None,
+    noun: str = "alcohol sales",
 ) -> pd.DataFrame:
-    """``sales`` with the :data:`ESTIMATE_COLUMNS` of ``estimates`` (indexed by ``sale_id``). An
-    alcohol sale without one gets the reason ``no_estimate``; a row that already has a reason keeps it
-    and gets no estimate. When no alcohol sale is found in ``source``, the two do not belong together."""
+    """``sales`` with the :data:`ESTIMATE_COLUMNS` of ``estimates`` (indexed by ``sale_id``). A needed
+    sale (``needed``, default the alcohol sales; ``noun`` names them) without one gets the reason
+    ``no_estimate``; a row that already has a reason keeps it and gets no estimate. When no needed sale
+    is found in ``source``, the two do not belong together."""
     joined = sales.join(estimates.rename(columns={REASON: LOG_REASON}), on="sale_id")
     found = sales["sale_id"].isin(estimates.index).to_numpy()
     keep = (sales[REASON] == "").to_numpy()
-    alcohol = (sales["alcohol"] == 1).to_numpy()
-    if (keep & alcohol).any() and not (keep & alcohol & found).any():
+    wanted = (sales["alcohol"] == 1).to_numpy() if needed is None else needed
+    if (keep & wanted).any() and not (keep & wanted & found).any():
         raise AgecheckError(
-            f"none of the {int((keep & alcohol).sum())} alcohol sales has a line in {source} (joined on "
+            f"none of the {int((keep & wanted).sum())} {noun} has a line in {source} (joined on "
             "sale_id): is it the log of the same tills and days?"
         )
     reason = np.where(~keep, sales[REASON], np.where(found, joined[LOG_REASON], ""))
-    reason = np.where(keep & alcohol & ~found, NO_ESTIMATE, reason)
+    reason = np.where(keep & wanted & ~found, NO_ESTIMATE, reason)
     joined[REASON] = pd.Series(reason, index=joined.index).fillna("").astype(str)
     for column in ESTIMATE_COLUMNS:
         joined[column] = joined[column].where(joined[REASON] == "").astype(np.float64)

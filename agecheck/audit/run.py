@@ -25,6 +25,7 @@ from agecheck.audit.sales import NO_CASHIER, REASON
 from agecheck.config import AuditConfig, PolicyConfig
 from agecheck.errors import AgecheckError
 from agecheck.outputs import write_json
+from agecheck.pages.html import Page
 
 #: The calibration file's share of adults (25+) the model estimates under the threshold.
 ADULT_ASKED_RATE = "adult_asked_rate"
@@ -122,13 +123,22 @@ def audit_sales(
     return Audit(cashiers, listed, summary)
 
 
+def write_results(
+    folder: Path, tables: dict[str, pd.DataFrame], summary: dict[str, Any], page: Page, page_name: str
+) -> None:
+    """A command's results in ``folder`` (created; other files in it are left alone): each table as
+    ``NAME.csv``, ``summary.json`` and the page as ``page_name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False, float_format=FLOAT_FORMAT)
+    write_json(folder / "summary.json", summary)
+    page.write(folder / page_name)
+
+
 def write_audit(audit: Audit, folder: Path) -> None:
     """The audit's :data:`FILES` in ``folder`` (created; other files in it are left alone)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    audit.cashiers.to_csv(folder / "cashiers.csv", index=False, float_format=FLOAT_FORMAT)
-    audit.review.to_csv(folder / "review.csv", index=False, float_format=FLOAT_FORMAT)
-    write_json(folder / "summary.json", audit.summary)
-    audit_page(audit).write(folder / "audit.html")
+    tables = {"cashiers": audit.cashiers, "review": audit.review}
+    write_results(folder, tables, audit.summary, audit_page(audit), "audit.html")
 
 
 def summary_line(audit: Audit) -> str:

@@ -1,4 +1,5 @@
-"""The sales log: read a CSV or JSON-lines file and check it against the schema in docs/audit.md.
+"""The sales log: read a CSV or JSON-lines file and check it against the schema in docs/audit.md (the
+shopping profiles' receipts log is read and checked as a whole by the same :func:`read_sale_rows`).
 
 A log the audit cannot trust as a whole (a column missing, ``alcohol`` = ``yes``, a sale twice, no
 rows) stops with one ``error:`` line naming what to fix: counting on it would give cashiers wrong
@@ -44,13 +45,14 @@ def listed_values(values: pd.Series, sale_ids: pd.Series) -> str:
     return listed([f"{v!r} (sale {s})" for v, s in zip(values, sale_ids, strict=True)])
 
 
-def _read(path: Path) -> pd.DataFrame:
-    """Every cell as text ("" where empty), whatever the format."""
+def _read(path: Path, noun: str) -> pd.DataFrame:
+    """Every cell of a CSV or JSON-lines log as text ("" where empty), whatever the format; ``noun``
+    names the log in the errors ("sales log", "receipts log")."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise AgecheckError(f"the sales log must end with .csv, .jsonl or .json (got {path.name})")
+        raise AgecheckError(f"the {noun} must end with .csv, .jsonl or .json (got {path.name})")
     if not path.is_file():
-        raise AgecheckError(f"sales log not found: {path}")
+        raise AgecheckError(f"{noun} not found: {path}")
     try:
         if kind == "csv":
             table = pd.read_csv(
@@ -74,7 +76,7 @@ def _read(path: Path) -> pd.DataFrame:
     return table.rename(columns=lambda name: str(name).strip())
 
 
-def _check_columns(table: pd.DataFrame, required: Sequence[str], origin: str) -> None:
+def _check_columns(table: pd.DataFrame, required: Sequence[str], origin: str, schema: str) -> None:
     missing = [name for name in required if name not in table.columns]
     if not missing:
         return
@@ -84,9 +86,33 @@ def _check_columns(table: pd.DataFrame, required: Sequence[str], origin: str) ->
         close = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
         parts.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     noun = "column" if len(missing) == 1 else "columns"
-    raise AgecheckError(
-        f"{origin}: missing {noun} {', '.join(parts)}; a sales log has {', '.join(required)} (docs/audit.md)"
-    )
+    raise AgecheckError(f"{origin}: missing {noun} {', '.join(parts)}; {schema.format(', '.join(required))}")
+
+
+def read_sale_rows(
+    path: str | Path, noun: str, columns: Sequence[str], doc: str, photos: bool, who: str
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """A log of sales (the audit's sales log, the profiles' receipts) as text, checked as a whole: not
+    empty, the ``columns`` there (and ``photo`` with ``photos``; without, a ``photo`` column is
+    refused: ``who`` would have two estimates to choose from), no empty ``sale_id``. Also the required
+    columns. ``noun`` and ``doc`` name the log and its schema's page in the errors."""
+    path = Path(path)
+    origin = str(path)
+    table = _read(path, noun)
+    if table.empty:
+        raise AgecheckError(f"{origin} has no sales")
+    required = (*columns, PHOTO) if photos else tuple(columns)
+    _check_columns(table, required, origin, f"a {noun} has {{}} ({doc})")
+    if not photos and PHOTO in table.columns:
+        raise AgecheckError(
+            f"{origin} has a {PHOTO} column and --estimates was given: {who} takes the customer's "
+            "estimate from one of them; drop the column or the option"
+        )
+    ids = table["sale_id"]
+    if (ids == "").any():
+        rows = [str(i + 1) for i in ids.index[ids == ""]]
+        raise AgecheckError(f"{origin}: sale_id is empty (rows {listed(rows)}, the first sale being row 1)")
+    return table, required
 
 
 def _flag(table: pd.DataFrame, column: str, origin: str) -> pd.Series:
@@ -103,23 +129,10 @@ def read_sales(path: str | Path, photos: bool) -> pd.DataFrame:
     """The sales log's rows, checked: text ids, 0/1 ``alcohol`` and ``id_checked``, and a ``reason``
     (``no_cashier``; with ``photos``, ``no_photo`` where the ``photo`` cell is empty). Without
     ``photos`` the estimates come from elsewhere, so a ``photo`` column is refused as ambiguous."""
-    path = Path(path)
     origin = str(path)
-    table = _read(path)
-    if table.empty:
-        raise AgecheckError(f"{origin} has no sales")
-    required = (*SALES_COLUMNS, PHOTO) if photos else SALES_COLUMNS
-    _check_columns(table, required, origin)
-    if not photos and PHOTO in table.columns:
-        raise AgecheckError(
-            f"{origin} has a {PHOTO} column and --estimates was given: the audit takes the customer's "
-            "estimate from one of them; drop the column or the option"
-        )
+    table, required = read_sale_rows(path, "sales log", SALES_COLUMNS, "docs/audit.md", photos, "the audit")
     table = table[list(required)].copy()
     ids = table["sale_id"]
-    if (ids == "").any():
-        rows = [str(i + 1) for i in ids.index[ids == ""]]
-        raise AgecheckError(f"{origin}: sale_id is empty (rows {listed(rows)}, the first sale being row 1)")
     repeated = ids[ids.duplicated(keep=False)].unique()
     if len(repeated):
         raise AgecheckError(f"{origin}: sale_id repeated: {listed(list(repeated))}; each sale has one row")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from agecheck.config import PolicyConfig
 from agecheck.faces.table import split_photos
+from agecheck.till.estimates_log import softmax_matrix
 from agecheck.till.pipeline import Till, customer_index
 
 #: The per-photo table: the photo, its true age, and the till's estimate for its customer's face.
@@ -67,12 +68,7 @@ def till_customers(
     customers = pd.concat(
         [table[["id", "source", "age"]].reset_index(drop=True), pd.DataFrame(rows)], axis=1
     )[list(CUSTOMER_COLUMNS)]
-    width = max((len(p) for p in probs if p is not None), default=0)
-    matrix = np.full((len(probs), width), np.nan, dtype=np.float32)
-    for i, p in enumerate(probs):
-        if p is not None:
-            matrix[i] = p
-    return customers, matrix
+    return customers, softmax_matrix(probs)
 
 
 def _rate(hits: np.ndarray) -> dict[str, Any]:

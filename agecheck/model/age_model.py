@@ -58,6 +58,19 @@ def quantiles(probabilities: np.ndarray, levels: tuple[float, ...]) -> np.ndarra
     return np.stack([[np.interp(q, row, ages) for q in levels] for row in cdf])
 
 
+def softmax_estimates(ages: np.ndarray, probs: np.ndarray, coverage: float) -> list[AgeEstimate]:
+    """Estimates from ages and their softmaxes (N x 101): the spread and the central ``coverage``
+    interval of each softmax."""
+    years = np.arange(probs.shape[1])
+    sds = np.sqrt(np.clip(probs @ years**2 - ages**2, 0, None))
+    tail = (1 - coverage) / 2
+    bounds = quantiles(probs, (tail, 1 - tail))
+    return [
+        AgeEstimate(float(a), float(lo), float(hi), float(sd), "softmax", row)
+        for a, sd, (lo, hi), row in zip(ages, sds, bounds, probs, strict=True)
+    ]
+
+
 def _pad_to_power_of_two(images: np.ndarray) -> np.ndarray:
     """``images`` as float32, zero-padded to a power-of-two batch (bounds the compiled shapes)."""
     padded = np.zeros((1 << (len(images) - 1).bit_length(), *images.shape[1:]), dtype=np.float32)
@@ -162,12 +175,4 @@ class AgeModel:
             return [
                 AgeEstimate(float(a), float(a) - spread, float(a) + spread, None, "val_mae") for a in ages
             ]
-        probs = outputs[AGE_PROBS]
-        years = np.arange(probs.shape[1])
-        sds = np.sqrt(np.clip(probs @ years**2 - ages**2, 0, None))
-        tail = (1 - coverage) / 2
-        bounds = quantiles(probs, (tail, 1 - tail))
-        return [
-            AgeEstimate(float(a), float(lo), float(hi), float(sd), "softmax", row)
-            for a, sd, (lo, hi), row in zip(ages, sds, bounds, probs, strict=True)
-        ]
+        return softmax_estimates(ages, outputs[AGE_PROBS], coverage)

@@ -166,18 +166,28 @@ def _entries(path: Path, with_probs: bool) -> Iterator[dict[str, Any]]:
             yield entry
 
 
+def softmax_matrix(rows: Sequence[Sequence[float] | np.ndarray | None]) -> np.ndarray:
+    """Softmaxes as one N x width float32 matrix (width: the longest); rows of NaN where there is none."""
+    width = max((len(row) for row in rows if row is not None), default=0)
+    matrix = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, row in enumerate(rows):
+        if row is not None and len(row):
+            matrix[i, : len(row)] = row
+    return matrix
+
+
 def read_estimates(
     path: str | Path, with_probs: bool = False
 ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """One row per log line with its ids and the customer's estimate (NaN where there was no face):
     :data:`ID_COLUMNS` + :data:`CUSTOMER_COLUMNS`. With ``with_probs``, also the customers' softmaxes
-    (N x 101; rows of NaN without a customer or a softmax). Read line by line into columns, so a
-    month of a chain's sales fits in memory."""
+    (N x 101, float32; rows of NaN without a customer or a softmax). Read line by line into columns,
+    each softmax kept as a small array, so a month of a chain's sales fits in memory."""
     import pandas as pd  # here: the service writes the log without loading pandas
 
     ids = [name for name in ID_COLUMNS if name != "faces"]
     columns: dict[str, list[Any]] = {name: [] for name in (*ID_COLUMNS, *CUSTOMER_COLUMNS)}
-    probs: list[list[float] | None] = []
+    probs: list[np.ndarray | None] = []
     for entry in _entries(Path(path), with_probs):
         faces = entry.get("faces") or []
         index = entry.get("customer")
@@ -188,15 +198,9 @@ def read_estimates(
         for name in CUSTOMER_COLUMNS:
             columns[name].append(face.get(name))
         if with_probs:
-            probs.append(face.get("age_probs"))
+            row = face.get("age_probs")
+            probs.append(np.asarray(row, dtype=np.float32) if row else None)
     table = pd.DataFrame(columns, columns=[*ID_COLUMNS, *CUSTOMER_COLUMNS])
     for name in ("sale_id", "till", "cashier"):
         table[name] = table[name].astype("string")
-    if not with_probs:
-        return table
-    width = max((len(p) for p in probs if p), default=0)
-    matrix = np.full((len(probs), width), np.nan)
-    for i, p in enumerate(probs):
-        if p:
-            matrix[i, : len(p)] = p
-    return table, matrix
+    return (table, softmax_matrix(probs)) if with_probs else table

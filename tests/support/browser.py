@@ -169,3 +169,16 @@ def open_page(
         finally:
             browser.close()
     return report
+
+
+def open_static_page(path: Path, tables: int, images: int, screenshot: Path | None = None) -> PageReport:
+    """Open a page of :mod:`agecheck.pages.html` offline; ``ready`` only once the browser shows exactly
+    that many tables and images."""
+    counted = f"document.querySelectorAll('table').length === {tables} && document.images.length === {images}"
+    return open_page(path, charts=None, ready=counted, screenshot=screenshot, timeout_s=10)
+
+
+def assert_works_offline(report: PageReport) -> None:
+    """The page showed what it should, fetched nothing, logged no error and has no broken image."""
+    assert report.ready, f"not the expected tables and images: {report}"
+    assert report.requests == [] and report.console_errors == [] and report.broken_images == [], report
