@@ -61,8 +61,27 @@ def main() -> None:
             f"corrected; purchase rates by {rates['estimate']:.2%} raw, {rates['corrected']:.2%} corrected"
         )
     pd.concat(shares).to_csv(plots / "group_shares.csv", index=False)
-    write_json(METRICS, metrics)
-    print(f"segments: -> {METRICS}, {plots}, {DEMO}")
+    write_json(plots / "details.json", metrics)
+    write_json(METRICS, {name: headline(metrics[name]) for name in sim.scenarios})
+    print(f"segments: -> {METRICS}, {plots} (details.json: everything), {DEMO}")
+
+
+def headline(measured: dict) -> dict:
+    """A scenario's few numbers for ``dvc metrics show``: the mean errors of the group shares and of the
+    group x category purchase rates, raw (group of the estimate) and corrected, and the bootstrap
+    interval of the rates' gain (raw minus corrected); the null scenario's lifts within their intervals."""
+    gain = measured["rate_mae_difference"]
+    out = {
+        "share_raw": measured["share_mae"]["estimate"],
+        "share_corrected": measured["share_mae"]["corrected"],
+        "rate_raw": measured["rate_mae"]["estimate"],
+        "rate_corrected": measured["rate_mae"]["corrected"],
+        "rate_gain_low": gain["low"],
+        "rate_gain_high": gain["high"],
+    }
+    if "lifts_within_interval_of_1" in measured:
+        out["lifts_in_interval"] = measured["lifts_within_interval_of_1"]
+    return out
 
 
 if __name__ == "__main__":

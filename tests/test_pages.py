@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from agecheck.evaluation.evaluate import evaluate_predictions
 from agecheck.evaluation.report import FIGURES
@@ -194,7 +195,9 @@ def test_the_stage_writes_both_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "metrics/report.md").read_text() == (ROOT / "metrics/report.md").read_text()
     page = (tmp_path / "metrics/report.html").read_text()
-    assert page.count("<img ") == len(FIGURES) and "model e2b987c429c4" in page
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]["evaluate"]["deps"]
+    model = next(d["md5"] for d in lock if d["path"] == "models/age_model.keras")
+    assert page.count("<img ") == len(FIGURES) and f"model {model[:12]}" in page
 
 
 def test_a_page_with_every_element_shows_them_all_and_fetches_nothing(tmp_path: Path) -> None:
@@ -235,9 +238,9 @@ def test_the_audit_page_shows_its_tables_and_charts_and_fetches_nothing(tmp_path
     html = page.read_text(encoding="utf-8")
     tables, images = html.count("<table"), html.count("<img ")
     assert tables >= 2 and images == 3  # flagged cashiers and the review list; a chart per store
-    _works_offline(_in_browser(page, tables=tables, images=images))
+    assert_works_offline(open_static_page(page, tables=tables, images=images))
     broken = html.replace("</main>", '<img src="missing.png" alt="lost"></main>')
     (tmp_path / "broken.html").write_text(broken, encoding="utf-8")
-    assert _in_browser(tmp_path / "broken.html", tables=tables, images=images + 1).broken_images == [
+    assert open_static_page(tmp_path / "broken.html", tables=tables, images=images + 1).broken_images == [
         "missing.png"
     ]

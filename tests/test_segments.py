@@ -544,13 +544,23 @@ def stage_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_stage_measures_every_scenario(stage_run: Path) -> None:
-    metrics = json.loads((stage_run / "metrics/segments.json").read_text())
+    metrics = json.loads((stage_run / "metrics/segments/details.json").read_text())
     assert list(metrics) == ["groups", "validation_shares", *CONFIG.simulation.scenarios]
     for name in CONFIG.simulation.scenarios:
         figures = metrics[name]
         assert set(figures["share_mae"]) == {ESTIMATE, SOFTMAX, CORRECTED}
         assert set(figures["rate_mae_difference"]) == {"estimate_minus_corrected", "low", "high"}
     assert metrics["null_effect"]["lifts_within_interval_of_1"] >= 0.9
+    headline = json.loads((stage_run / "metrics/segments.json").read_text())  # what dvc metrics show lists
+    assert list(headline) == list(CONFIG.simulation.scenarios)
+    age = headline["age_dependent"]
+    assert (age["rate_raw"], age["rate_corrected"]) == (
+        metrics["age_dependent"]["rate_mae"][ESTIMATE],
+        metrics["age_dependent"]["rate_mae"][CORRECTED],
+    )
+    assert (
+        headline["null_effect"]["lifts_in_interval"] == metrics["null_effect"]["lifts_within_interval_of_1"]
+    )
     shares = pd.read_csv(stage_run / "metrics/segments/group_shares.csv")
     assert list(shares.columns) == ["group", "scenario", "true", "raw", "corrected"]
     assert len(shares) == len(GROUPS) * len(CONFIG.simulation.scenarios)

@@ -6,6 +6,7 @@ Built with :class:`agecheck.pages.html.Page` (one self-contained file, no script
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,9 +96,9 @@ def _model_errors(summary: dict) -> str:
     else:
         text += (
             f" The model estimates {_percent(summary['adult_asked_rate'])} of adults aged 25 and over under "
-            f"{threshold} ({summary['calibration']}): of the {unchecked:,} unchecked alcohol sales with an "
-            f"estimate, about **{summary['expected_adults_unchecked_under_threshold']:,.0f}** would count as "
-            f"under {threshold} even if every one of those customers were an adult."
+            f"{threshold} ({Path(summary['calibration']).name}): of the {unchecked:,} unchecked alcohol "
+            f"sales with an estimate, about **{summary['expected_adults_unchecked_under_threshold']:,.0f}** "
+            f"would count as under {threshold} even if every one of those customers were an adult."
         )
     return text + (
         " That is why a cashier is compared only with the other cashiers of the same store: they serve the "
