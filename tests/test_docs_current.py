@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from agecheck.cli_io import FACE_COLUMNS
 from tests.support import synthetic as syn
 from tests.support.repo_copy import ROOT, run
 
@@ -107,10 +108,7 @@ def test_the_written_docs_hold_the_model_outputs(generated: tuple[Path, dict]) -
     assert predict is not None
     lines = predict[1].strip().splitlines()
     assert lines[0].strip() == "1 faces in 1 of 1 photos"
-    assert lines[1].strip().split(",") == [
-        *("file", "face", "left", "top", "width", "height", "score"),
-        *("age", "age_low", "age_high", "age_sd", "interval", "decision", "status"),
-    ]
+    assert lines[1].strip().split(",") == list(FACE_COLUMNS)
     row = lines[2].strip().split(",")
     assert row[0] == PHOTO and row[-1] == "ok" and 0 <= float(row[7]) <= 100
     assert f'$ curl -s --data-binary @{PHOTO} -H "Content-Type: image/jpeg" http://' in readme
@@ -127,7 +125,7 @@ def test_the_written_docs_hold_the_model_outputs(generated: tuple[Path, dict]) -
 @pytest.mark.parametrize(
     ("name", "find", "change"),
     [
-        ("README.md", r"(?<=,)\d+\.\d(?=,\d+\.\d,\d+\.\d,\d+\.\d,softmax)", 5.0),  # the age in the CSV row
+        ("README.md", r"(?<=,)\d+\.\d(?=,\d+\.\d,\d+\.\d,\d+\.\d+,softmax)", 5.0),  # the age in the CSV row
         ("README.md", r'(?<="age_high":)\d+\.\d', -2.0),
         ("docs/serving.md", r'(?<="age": )\d+\.\d', 1.5),
         ("docs/model_card.md", r"(?<=\| all \| \*\*)\d+\.\d\d", 0.01),  # a metric: exactly
