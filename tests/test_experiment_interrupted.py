@@ -5,6 +5,7 @@ process group) while ``train`` runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.e2e
 #: outputs dvc.lock records, from the cache.
 RECOVER = "git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout"
 
-TRAIN = """import sys, time, yaml
+TRAIN = """import os, sys, time, yaml
+if "TRAIN_STARTED" in os.environ:  # where the test waits for it
+    open(os.environ["TRAIN_STARTED"], "w").write(str(os.getpid()))
 lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
 if lr != 1:
     time.sleep(120)
@@ -68,25 +71,35 @@ def _repo(path: Path) -> Path:
 
 
 def _ctrl_c_while_training(repo: Path, command: str) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    started = repo.parent / "train_started"
+    started.unlink(missing_ok=True)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        TRAIN_STARTED=str(started),
+    )
     process = subprocess.Popen(
         command, shell=True, cwd=repo, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while _sh(repo, "pgrep -f '^python train.py'").returncode != 0:
+    while not (started.is_file() and started.read_text()):
         assert time.monotonic() < deadline and process.poll() is None, "train never started"
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
-    while time.monotonic() < deadline + 60:  # DVC's own processes finish their clean-up first
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise AssertionError("the experiment's processes did not stop after Ctrl-C")
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        while time.monotonic() < deadline + 60:  # DVC's own processes finish their clean-up first
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("the experiment's processes did not stop after Ctrl-C")
+    finally:  # a --temp run's stage runs in a session of its own: it goes on after Ctrl-C
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(started.read_text()), signal.SIGKILL)
 
 
 def test_ctrl_c_in_the_workspace_then_the_documented_recovery(tmp_path: Path) -> None:
