@@ -27,6 +27,11 @@ def copy_repo(dest: Path) -> Path:
         if src.is_file() and not name.startswith(("data/", "dvc.lock")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+    # the offline page template of `dvc plots show` (.dvc/config names it; scripts/setup_web.sh builds it)
+    template = Path("web/vendor/dvc_plots.html")
+    if (ROOT / template).is_file():
+        (dest / template).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / template, dest / template)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
