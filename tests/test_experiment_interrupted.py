@@ -70,6 +70,12 @@ def _repo(path: Path) -> Path:
     return path
 
 
+def _ctrl_c_heard() -> None:
+    """In the experiment's processes, Ctrl-C as a terminal delivers it: a run started in the background
+    (a CI job, ``cmd &``) inherits SIGINT ignored, and DVC would never hear it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _ctrl_c_while_training(repo: Path, command: str) -> None:
     started = repo.parent / "train_started"
     started.unlink(missing_ok=True)
@@ -80,7 +86,7 @@ def _ctrl_c_while_training(repo: Path, command: str) -> None:
     )
     process = subprocess.Popen(
         command, shell=True, cwd=repo, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_ctrl_c_heard,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not (started.is_file() and started.read_text()):
