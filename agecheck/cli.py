@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,18 @@ from agecheck.errors import AgecheckError, exit_on_error
 
 #: How to get what the pipeline commands need beyond the till (``agecheck evaluate``, ``export``).
 PIPELINE_INSTALL = "pip install 'agecheck[pipeline]'"
+
+
+@contextmanager
+def needs_pipeline(command: str) -> Iterator[None]:
+    """Imports of a command that only ``agecheck[pipeline]`` installs (SciPy, scikit-learn,
+    matplotlib): in a till install, one line naming the missing package and the extra."""
+    try:
+        yield
+    except ImportError as err:
+        raise AgecheckError(f"agecheck {command} needs {err.name}: {PIPELINE_INSTALL}") from None
+
+
 #: Where ``agecheck export`` writes by default (git-ignored; not a DVC output).
 EXPORT_DIR = Path("export")
 
@@ -86,15 +99,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from agecheck.data.labels import check_rows, read_labels
 
-    try:
+    with needs_pipeline("evaluate"):
         from agecheck.evaluation.evaluate import (
             GROUP_COLUMNS,
             evaluate_predictions,
             summary_line,
             write_evaluation,
         )
-    except ImportError as err:  # scikit-learn, SciPy, matplotlib: not in a till install
-        raise AgecheckError(f"agecheck evaluate needs {err.name}: {PIPELINE_INSTALL}") from None
 
     cli_io.check_output(args.output, (".json",))
     folder = Path(args.folder)
@@ -168,11 +179,9 @@ def _customer_estimates(
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """``agecheck audit``: which cashiers sell alcohol without an ID check to young-looking customers."""
-    try:
+    with needs_pipeline("audit"):
         from agecheck.audit import estimates, run
         from agecheck.audit.sales import read_sales
-    except ImportError as err:  # SciPy, matplotlib: not in a till install
-        raise AgecheckError(f"agecheck audit needs {err.name}: {PIPELINE_INSTALL}") from None
 
     params = load_params(args.params)
     sales = read_sales(args.sales, photos=args.estimates is None)
@@ -189,12 +198,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_segments(args: argparse.Namespace) -> int:
     """``agecheck segments``: what each age group buys, corrected for the model's errors."""
-    try:
+    with needs_pipeline("segments"):
         from agecheck.segments import run
         from agecheck.segments.groups import Groups, read_confusion
         from agecheck.segments.receipts import read_receipts
-    except ImportError as err:  # SciPy, matplotlib: not in a till install
-        raise AgecheckError(f"agecheck segments needs {err.name}: {PIPELINE_INSTALL}") from None
 
     params = load_params(args.params)
     receipts = read_receipts(args.receipts, photos=args.estimates is None)
