@@ -70,6 +70,23 @@ def _repo(path: Path) -> Path:
     return path
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _working_in(repo: Path) -> bool:
+    """Whether a process still works in ``repo`` (DVC can leave one outside the process group)."""
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(repo):
+                return True
+    return False
+
+
 def _ctrl_c_heard() -> None:
     """In the experiment's processes, Ctrl-C as a terminal delivers it: a run started in the background
     (a CI job, ``cmd &``) inherits SIGINT ignored, and DVC would never hear it."""
@@ -84,6 +101,7 @@ def _ctrl_c_while_training(repo: Path, command: str) -> None:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         TRAIN_STARTED=str(started),
     )
+    time.sleep(1.1)  # params.yaml changes a clock tick after git's index saw it, as at a keyboard
     process = subprocess.Popen(
         command, shell=True, cwd=repo, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_ctrl_c_heard,
@@ -96,9 +114,7 @@ def _ctrl_c_while_training(repo: Path, command: str) -> None:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
         while time.monotonic() < deadline + 60:  # DVC's own processes finish their clean-up first
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
+            if not _group_alive(process.pid) and not _working_in(repo):
                 return
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)
