@@ -86,12 +86,23 @@ class SplitConfig(Section):
     test_size: Share
 
 
-class ModelConfig(Section):
+class MemberConfig(Section):
+    """One network of the ensemble: its pretrained backbone, where it is cut, and its own face crop."""
+
     backbone: str
     pretrained: bool
     weights_path: str
-    image_size: Annotated[int, Field(ge=16)]
+    image_size: Annotated[int, Field(ge=16)]  # side of its crop
     cut_block: Annotated[int, Field(ge=-1)]
+    face_scale: Annotated[float, Field(gt=0, le=4)]  # its crop's side / FFHQ's (the centre is align's)
+
+
+class ModelConfig(Section):
+    """The released model: one input (the till's crop, cut with ``align`` at ``image_size``) and the
+    ensemble of ``members`` inside it, each taking its own crop from that input (stage combine)."""
+
+    image_size: Annotated[int, Field(ge=16)]
+    members: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], MemberConfig] = Field(min_length=1)
 
 
 class FeaturesConfig(Section):
@@ -312,6 +323,28 @@ class Params(Section):
     segments: SegmentsConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
+
+    @model_validator(mode="after")
+    def _members_inside_the_till_crop(self) -> Params:
+        for name, member in self.model.members.items():
+            if member.face_scale > self.align.face_scale + 1e-9:
+                raise ValueError(
+                    f"model.members.{name}.face_scale ({member.face_scale:g}) must not exceed "
+                    f"align.face_scale ({self.align.face_scale:g}): each member's crop is cut from the till's"
+                )
+        return self
+
+    def member(self, name: str) -> MemberConfig:
+        """The member ``name`` of ``model.members``; a one-line error for an unknown one."""
+        try:
+            return self.model.members[name]
+        except KeyError:
+            known = ", ".join(self.model.members)
+            raise AgecheckError(f"unknown model member {name!r}: model.members has {known}") from None
+
+    def member_align(self, name: str) -> AlignConfig:
+        """The face geometry of member ``name``: its own scale around the till crop's centre."""
+        return AlignConfig(face_scale=self.member(name).face_scale, centre_shift=self.align.centre_shift)
 
 
 def _problem(error: dict) -> str:

@@ -14,13 +14,23 @@ if ! dvc status --quiet; then
         "model, dvc.lock and the metrics all match" >&2
     exit 2
 fi
-md5=$(python -c 'import yaml; lock = yaml.safe_load(open("dvc.lock"))
-print(next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models/age_model.keras"))')
-dvc push --remote release models/age_model.keras
-# keep only this model in the remote: git history keeps the earlier releases
-find release/dvc-remote -type f ! -path "release/dvc-remote/files/md5/${md5:0:2}/${md5:2}" -delete
+# the released model (stage combine) and its members (stages train@...): with the members in the
+# remote, an experiment on a fresh clone (dvc pull, dvc exp run -S policy...) never retrains
+models=$(python -c 'import yaml; lock = yaml.safe_load(open("dvc.lock"))["stages"]
+print(" ".join(o["path"] + ":" + o["md5"] for n, s in lock.items() if n == "combine" or n.startswith("train@")
+               for o in s["outs"] if o["path"].endswith(".keras")))')
+keep=()
+for entry in $models; do
+    dvc push --quiet --remote release "${entry%%:*}"
+    md5=${entry##*:}
+    keep+=(! -path "release/dvc-remote/files/md5/${md5:0:2}/${md5:2}")
+done
+md5=${models##*models/age_model.keras:}
+md5=${md5%% *}
+# keep only these models in the remote: git history keeps the earlier releases
+find release/dvc-remote -type f "${keep[@]}" -delete
 find release/dvc-remote -mindepth 1 -type d -empty -delete
 python scripts/update_docs.py  # the README's and docs' example outputs and results, from this model
-echo "release: model $md5 in release/dvc-remote ($(du -sh release/dvc-remote | cut -f1)); README.md and" \
+echo "release: model $md5 and its members in release/dvc-remote ($(du -sh release/dvc-remote | cut -f1)); README.md and" \
     "docs/ may have changed (scripts/update_docs.py): commit them with the release:"
 echo "  git add dvc.lock release README.md docs && git commit -m 'Release the model'"

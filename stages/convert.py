@@ -1,24 +1,23 @@
-"""Stage convert: build the pretrained backbone named in params (converting weights) and save it."""
+"""Stage convert@MEMBER: build a member's pretrained backbone (converting its weights) and save it."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.model.backbones.registry import build_backbone
 from agecheck.model.saving import save_keras
-
-OUT = Path("models/backbone.keras")
+from agecheck.training.members import MemberPaths
 
 
 @exit_on_error
-def main() -> None:
-    params = load_params().model
-    backbone = build_backbone(params.backbone, params.pretrained, params.weights_path)
-    save_keras(backbone, OUT)
-    print(f"convert: {backbone.name} ({backbone.count_params():,} weights) -> {OUT}")
+def main(name: str) -> None:
+    member, paths = load_params().member(name), MemberPaths(name)
+    backbone = build_backbone(member.backbone, member.pretrained, member.weights_path)
+    save_keras(backbone, paths.backbone)
+    print(f"convert {name}: {backbone.name} ({backbone.count_params():,} weights) -> {paths.backbone}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

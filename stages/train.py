@@ -1,7 +1,9 @@
-"""Stage train: fine-tune the upper blocks and the age head; save the whole model for prediction."""
+"""Stage train@MEMBER: fine-tune a member's upper blocks and its age head; save the member's whole model
+(its crops in, ages out) for the combine stage."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -23,34 +25,33 @@ from agecheck.training.batches import Examples
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.determinism import make_deterministic
 from agecheck.training.distribution import read_cluster, training_strategy
+from agecheck.training.members import MemberPaths
 from agecheck.training.trainer import AgeNet, Trainer
 
-FEATURES = Path("data/features")
-BACKBONE = Path("models/backbone.keras")
-MODEL = Path("models/age_model.keras")
-#: The state after each epoch, so that a killed run resumes (removed once the model is saved).
-CHECKPOINTS = Path("models/train_checkpoint")
 
-
-def _inputs(split: str, params: Params, full: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def _inputs(
+    split: str, params: Params, paths: MemberPaths, full: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """(x, mirrored x or None, ages) for one split: cached activations, or aligned faces in full mode."""
-    table = pd.read_csv(FEATURES / f"{split}.csv", dtype={"file_name": str})
+    table = pd.read_csv(paths.features / f"{split}.csv", dtype={"file_name": str})
     ages = table["age"].to_numpy(np.float32)
     if full:
         faces = read_faces(Path("data/faces/faces.csv"))
-        images = model_inputs(table, Path("data/validated"), faces, params.align, params.model.image_size)
+        size = params.member(paths.name).image_size
+        images = model_inputs(table, Path("data/validated"), faces, params.member_align(paths.name), size)
         return images, mirror(images), ages
-    flip_path = FEATURES / f"{split}_flip.npy"
+    flip_path = paths.features / f"{split}_flip.npy"
     flipped = np.load(flip_path, mmap_mode="r") if flip_path.exists() else None
-    return np.load(FEATURES / f"{split}.npy"), flipped, ages
+    return np.load(paths.features / f"{split}.npy"), flipped, ages
 
 
-def _fingerprint(params: Params, trainer: Trainer) -> str:
+def _fingerprint(params: Params, paths: MemberPaths, trainer: Trainer) -> str:
     """What the checkpoints are valid for: the params, the input files, the code that trains
     (this script and the package) and its libraries, the global batch."""
     code = [Path(__file__), *Path("agecheck").rglob("*.py")]
-    files = [BACKBONE, *FEATURES.iterdir(), *Path("data/faces").iterdir(), *code]
-    settings = {name: getattr(params, name).model_dump() for name in ("model", "train", "align")}
+    files = [paths.backbone, *paths.features.iterdir(), *Path("data/faces").iterdir(), *code]
+    settings = {name: getattr(params, name).model_dump() for name in ("train", "align")}
+    settings["member"] = params.member(paths.name).model_dump()
     settings |= {"tensorflow": tf.__version__, "keras": keras.__version__, "run": trainer.digest}
     return inputs_fingerprint(settings, files)
 
@@ -63,19 +64,20 @@ def _log_epoch(live: Live, logs: dict[str, float]) -> None:
 
 
 @exit_on_error
-def main() -> None:
-    params = load_params()
-    cfg, size, cut = params.train, params.model.image_size, params.model.cut_block
+def main(name: str) -> None:
+    params, paths = load_params(), MemberPaths(name)
+    member, cfg = params.member(name), params.train
+    size, cut = member.image_size, member.cut_block
     full = cfg.mode == "full"
     cluster = read_cluster()
     make_deterministic(cfg.seed, cfg.threads)  # before TensorFlow runs anything
     strategy = training_strategy(cluster, full)  # first: TensorFlow's multi-worker runtime starts here
-    x_train, f_train, y_train = _inputs("train", params, full)
-    x_val, f_val, y_val = _inputs("val", params, full)
+    x_train, f_train, y_train = _inputs("train", params, paths, full)
+    x_val, f_val, y_val = _inputs("val", params, paths, full)
     weights = band_balance_weights(y_train, cfg.age_balance) if cfg.age_balance else None
     started = time.monotonic()
     with strategy.scope():
-        backbone = keras.saving.load_model(BACKBONE)
+        backbone = keras.saving.load_model(paths.backbone)
         lower, upper = registry.split_backbone(backbone, -1 if full else cut)
         net = AgeNet(lower, upper, cfg)
     trainer = Trainer(
@@ -84,10 +86,10 @@ def main() -> None:
         Examples(x_train, y_train, weights, f_train if cfg.flip else None),
         Examples(x_val, y_val),
     )
-    checkpoints = EpochCheckpoints(CHECKPOINTS, _fingerprint(params, trainer))
+    checkpoints = EpochCheckpoints(paths.checkpoints, _fingerprint(params, paths, trainer))
     if cluster.workers > 1:
         print(f"train: worker {cluster.rank} of {cluster.workers} ({strategy.num_replicas_in_sync} replicas)")
-    with Live("metrics/train", dvcyaml=None, save_dvc_exp=False) as live:
+    with Live(str(paths.live), dvcyaml=None, save_dvc_exp=False) as live:
         best = trainer.fit(checkpoints, lambda epoch, logs: _log_epoch(live, logs))
         val_pred = net.predict_ages(x_val, f_val if cfg.tta_flip else None, cfg.batch_size)
         live.summary["best_val_mae"] = round(best, 3)
@@ -96,19 +98,21 @@ def main() -> None:
         live.summary["val_mean_error_by_age_band"] = age_metrics(y_val, val_pred)["mean_error_by_age_band"]
         live.summary["workers"] = cluster.workers
     info = {
+        "member": name,
+        "face_scale": member.face_scale,
         "backbone": backbone.name,
         "cut_block": cut,
         "head": cfg.head,
         "tta_flip": cfg.tta_flip,
         "val_mae": live.summary["val_mae_tta"],
     }
-    AgeModel.save(net.full_model(size), MODEL, size, info)
+    AgeModel.save(net.full_model(size, f"member_{name}"), paths.model, size, info)
     checkpoints.clear()
     print(
-        f"train: best val MAE {best:.2f} (with flip averaging {live.summary['val_mae_tta']:.2f}) "
-        f"in {time.monotonic() - started:.0f} s -> {MODEL}"
+        f"train {name}: best val MAE {best:.2f} (with flip averaging {live.summary['val_mae_tta']:.2f}) "
+        f"in {time.monotonic() - started:.0f} s -> {paths.model}"
     )
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

@@ -20,13 +20,21 @@ from tests.support.repo_copy import ROOT, copy_repo, run, set_params
 #: ``dvc repro`` of the whole pipeline, ``dvc exp``, and training worker processes: minutes.
 pytestmark = pytest.mark.e2e
 
+#: One member, as ``model.members`` names it (its files: models/members/lite, data/features/lite...).
+MEMBER = "lite"
 TINY = {
     "model": {
-        "backbone": "efficientnet_lite0",
-        "pretrained": True,
-        "weights_path": "",
         "image_size": 32,
-        "cut_block": 13,
+        "members": {
+            MEMBER: {
+                "backbone": "efficientnet_lite0",
+                "pretrained": True,
+                "weights_path": "",
+                "image_size": 32,
+                "cut_block": 13,
+                "face_scale": 0.8,
+            }
+        },
     },
     "features": {"batch_size": 32, "flip": True},
     "train": {"head_epochs": 1, "epochs": 1, "batch_size": 16, "patience": 1},
@@ -125,8 +133,9 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
     report = (repo / "metrics/report.md").read_text()
     assert "Minors served without ID" in report and "(evaluate/challenge25_rates.png)" in report
     assert (repo / "metrics/report.html").stat().st_size > 1000
-    assert (repo / "metrics/train/metrics.json").exists()
-    assert "step" in (repo / "metrics/train/plots/metrics/eval/mae.tsv").read_text()
+    assert (repo / f"metrics/train/{MEMBER}/metrics.json").exists()
+    assert "step" in (repo / f"metrics/train/{MEMBER}/plots/metrics/eval/mae.tsv").read_text()
+    assert saved["members"][MEMBER]["weight"] == 1.0
     calibration = json.loads((repo / "models/age_model.calibration.json").read_text())
     assert {"adult_asked_rate", "minor_served_rate", "probabilities", "confusion"} <= set(calibration)
     audit = json.loads((repo / "metrics/audit.json").read_text())
@@ -139,7 +148,7 @@ def test_dvc_reports_metrics_and_plots(repo: Path) -> None:
     shown = run(repo, "dvc", "metrics", "show", "--json").stdout
     assert "teens_served" in shown and "dishonest_flagged" in shown and "rate_corrected" in shown
     plots = run(repo, "dvc", "plots", "show", "--json").stdout
-    assert "Mean absolute error per epoch" in plots and "age_bands.png" not in plots
+    assert "Predicted vs true age" in plots and "age_bands.png" not in plots
     run(repo, "dvc", "plots", "show", "-o", "plots_html")
     assert (repo / "plots_html" / "index.html").exists()
 
@@ -155,7 +164,7 @@ def _start_workers(copies: list[Path]) -> list[subprocess.Popen[str]]:
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(copies))]}
     return [
         subprocess.Popen(
-            [sys.executable, "stages/train.py"],
+            [sys.executable, "stages/train.py", MEMBER],
             cwd=copy,
             env={
                 **os.environ,
@@ -185,7 +194,7 @@ def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_pat
 
     copies = [shutil.copytree(repo, tmp_path / f"worker{i}", symlinks=True) for i in range(2)]
     for copy in copies:
-        (copy / "models/age_model.keras").unlink()
+        (copy / f"models/members/{MEMBER}/age_model.keras").unlink()
         set_params(copy, train={"epochs": 40, "patience": 40})
     workers = _start_workers(copies)
     assert workers[0].stdout is not None
@@ -196,7 +205,7 @@ def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_pat
     first = _finish(workers)
     assert workers[0].returncode == 2, first[0]
     assert first[0].strip().splitlines()[-1].startswith("error: another worker stopped (")
-    assert (copies[0] / "models/train_checkpoint").is_dir()
+    assert (copies[0] / f"models/members/{MEMBER}/train_checkpoint").is_dir()
 
     workers = _start_workers(copies)
     outputs = _finish(workers)
@@ -204,23 +213,26 @@ def test_two_workers_train_one_model_and_resume_after_a_kill(repo: Path, tmp_pat
         assert worker.returncode == 0, output
         assert f"train: worker {i} of 2 (2 replicas)" in output and "train: resuming after epoch" in output
         assert "epoch 1/41 " not in output  # the epochs before the kill were not run again
-    weights = [AgeModel.load(copy / "models/age_model.keras").model.get_weights() for copy in copies]
+    member = f"models/members/{MEMBER}/age_model.keras"
+    weights = [AgeModel.load(copy / member).model.get_weights() for copy in copies]
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
     # the resumed pair ends where a pair that was never interrupted ends
     fresh = [
         shutil.copytree(copy, tmp_path / f"uninterrupted{i}", symlinks=True) for i, copy in enumerate(copies)
     ]
     for copy in fresh:
-        shutil.rmtree(copy / "models/train_checkpoint", ignore_errors=True)
+        shutil.rmtree(copy / f"models/members/{MEMBER}/train_checkpoint", ignore_errors=True)
     workers = _start_workers(fresh)
     assert all("resuming" not in output for output in _finish(workers))
-    uninterrupted = AgeModel.load(fresh[0] / "models/age_model.keras").model.get_weights()
+    uninterrupted = AgeModel.load(fresh[0] / member).model.get_weights()
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(weights[0], uninterrupted, strict=True))
-    assert json.loads((copies[0] / "metrics/train/metrics.json").read_text())["workers"] == 2
-    assert "step" in (copies[0] / "metrics/train/plots/metrics/eval/mae.tsv").read_text()
-    assert not (copies[0] / "models/train_checkpoint").exists()  # removed once the model is saved
+    assert json.loads((copies[0] / f"metrics/train/{MEMBER}/metrics.json").read_text())["workers"] == 2
+    assert "step" in (copies[0] / f"metrics/train/{MEMBER}/plots/metrics/eval/mae.tsv").read_text()
+    assert not (
+        copies[0] / f"models/members/{MEMBER}/train_checkpoint"
+    ).exists()  # removed once the model is saved
     photo = repo.parent / "one" / "final_files" / "000.jpg"
-    done = run(copies[0], "agecheck", "predict", str(photo), "--model", "models/age_model.keras")
+    done = run(copies[0], "agecheck", "predict", str(photo), "--model", member)
     assert "000.jpg" in done.stdout
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from tests.support import synthetic as syn
 from tests.support.repo_copy import copy_repo, run, set_params
-from tests.test_pipeline_full import TINY
+from tests.test_pipeline_full import MEMBER, TINY
 
 #: ``dvc repro`` three times in copied repositories, two of them killed.
 pytestmark = pytest.mark.e2e
@@ -124,13 +124,13 @@ def test_killed_during_validate_and_features_then_rerun(tmp_path: Path, source: 
     )
     assert "validate" not in locked(repo) and "validate" in not_done(repo)
 
-    features = repo / "data/features"
+    features = repo / "data/features" / MEMBER
     # half-way through features: the split tables copied, the activations not all written
     repro_killed_when(
         repo, lambda: (features / "train.csv").exists() and not (features / "test_flip.npy").exists()
     )
-    assert {"validate", "split", "faces"} <= locked(repo) and "features" not in locked(repo)
-    assert not_done(repo) == {"features"}
+    assert {"validate", "split", "faces"} <= locked(repo) and f"features@{MEMBER}" not in locked(repo)
+    assert not_done(repo) == {f"features@{MEMBER}"}
 
     run(repo, "dvc", "repro", "features")
     assert not_done(repo) == set()

@@ -16,6 +16,7 @@ from tests.support import synthetic as syn
 from tests.support.repo_copy import ROOT, run
 
 MODEL = "models/age_model.keras"
+MEMBERS = "models/members/${key}/age_model.keras"
 REMOTE = ROOT / "release" / "dvc-remote"
 
 
@@ -30,35 +31,50 @@ def _cached_outs() -> dict[str, dict]:
     return outs
 
 
-def _locked_md5(stage: str = "train", key: str = "outs") -> str:
-    """The model's md5 in the committed ``dvc.lock`` (main's: a local retrain not yet committed and
-    released does not count; the file's bytes differ from run to run)."""
+def _locked_md5s() -> dict[str, str]:
+    """The md5 of every pushable model in the committed ``dvc.lock`` (main's: a local retrain not yet
+    committed and released does not count): the released one (stage combine) and its members'."""
     committed = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=ROOT, check=True, capture_output=True)
-    lock = yaml.safe_load(committed.stdout)
-    return next(o["md5"] for o in lock["stages"][stage][key] if o["path"] == MODEL)
+    lock = yaml.safe_load(committed.stdout)["stages"]
+    return {
+        out["path"]: out["md5"]
+        for name, stage in lock.items()
+        if name == "combine" or name.startswith("train@")
+        for out in stage["outs"]
+        if out["path"].endswith(".keras")
+    }
 
 
-def test_nothing_but_the_model_can_be_pushed() -> None:
+def _locked_md5() -> str:
+    return _locked_md5s()[MODEL]
+
+
+def test_nothing_but_the_models_can_be_pushed() -> None:
     outs = _cached_outs()
-    assert {"data/raw/${key}.tar", "data/validated", "data/features", MODEL} <= set(outs)
+    assert {"data/raw/${key}.tar", "data/validated", "data/features/${key}", MODEL, MEMBERS} <= set(outs)
     pushable = {path for path, flags in outs.items() if flags.get("push", True)}
-    assert pushable == {MODEL}  # photos, crops, faces, features: push: false
+    # photos, crops, faces, features, converted backbones: push: false. The members go too, so that an
+    # experiment on a fresh clone (dvc pull; dvc exp run -S policy...) finds them and never retrains
+    assert pushable == {MODEL, MEMBERS}
     artifact = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]["age-model"]
     assert artifact["path"] == MODEL and artifact["type"] == "model"
 
 
-def test_the_remote_holds_exactly_the_model_of_dvc_lock() -> None:
+def test_the_remote_holds_exactly_the_models_of_dvc_lock() -> None:
     config = (ROOT / ".dvc" / "config").read_text()
     assert "remote = release" in config and "url = ../release/dvc-remote" in config
-    md5 = _locked_md5()
-    stored = [p for p in REMOTE.rglob("*") if p.is_file()]
-    assert [p.relative_to(REMOTE).as_posix() for p in stored] == [f"files/md5/{md5[:2]}/{md5[2:]}"], (
-        "the released model is not the one dvc.lock records: run bash scripts/release.sh"
-    )
-    assert hashlib.md5(stored[0].read_bytes()).hexdigest() == md5
-    assert _locked_md5("evaluate", "deps") == md5  # the committed metrics are this model's
+    md5s = _locked_md5s()
+    assert MODEL in md5s and len(md5s) >= 2
+    stored = sorted(p for p in REMOTE.rglob("*") if p.is_file())
+    assert [p.relative_to(REMOTE).as_posix() for p in stored] == sorted(
+        f"files/md5/{md5[:2]}/{md5[2:]}" for md5 in md5s.values()
+    ), "the released models are not the ones dvc.lock records: run bash scripts/release.sh"
+    assert sorted(hashlib.md5(p.read_bytes()).hexdigest() for p in stored) == sorted(md5s.values())
+    committed = subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=ROOT, check=True, capture_output=True)
+    evaluate = yaml.safe_load(committed.stdout)["stages"]["evaluate"]["deps"]
+    assert next(d["md5"] for d in evaluate if d["path"] == MODEL) == md5s[MODEL]  # the metrics are its
     tracked = subprocess.run(
-        ["git", "ls-files", "--error-unmatch", str(stored[0])], cwd=ROOT, capture_output=True
+        ["git", "ls-files", "--error-unmatch", *map(str, stored)], cwd=ROOT, capture_output=True
     )
     assert tracked.returncode == 0, "the release is not committed: git add release"
 

@@ -54,7 +54,7 @@ def age_head(
     raise ValueError(f"unknown head {kind!r}: expected 'dex' or 'regression'")
 
 
-def mirror_averaged(core: keras.Model, image_size: int) -> keras.Model:
+def mirror_averaged(core: keras.Model, image_size: int, name: str = "age_model") -> keras.Model:
     """``core`` (images in, head outputs out) averaged over each photo and its mirror image.
 
     A DEX model averages the two softmaxes and reads the age off the average (the same age as
@@ -67,4 +67,4 @@ def mirror_averaged(core: keras.Model, image_size: int) -> keras.Model:
         outputs = {AGE: AgeExpectation(name=AGE)(probabilities), AGE_PROBS: probabilities}
     else:
         outputs = {AGE: layers.Average(name=AGE)([plain[AGE], mirrored[AGE]])}
-    return keras.Model(image, outputs, name="age_model")
+    return keras.Model(image, outputs, name=name)

@@ -51,6 +51,12 @@ def freeze_batchnorm(model: keras.Model) -> None:
             layer.trainable = False
 
 
+def pool(x: keras.KerasTensor) -> keras.KerasTensor:
+    """Average a feature map over its positions; a backbone that ends in a vector (faceres) is left
+    as it is."""
+    return layers.GlobalAveragePooling2D(name="pool")(x) if len(x.shape) == 4 else x
+
+
 class AgeNet:
     """The frozen ``lower`` part of a backbone, its trainable ``upper`` part and an age head.
 
@@ -62,7 +68,7 @@ class AgeNet:
     def __init__(self, lower: keras.Model | None, upper: keras.Model, config: TrainConfig) -> None:
         self.lower, self.upper, self.config = lower, upper, config
         inputs = keras.Input(upper.input_shape[1:], name="input")
-        pooled = layers.GlobalAveragePooling2D(name="pool")(upper(inputs))
+        pooled = pool(upper(inputs))
         features = keras.Input(pooled.shape[1:], name="features")
         self.head = keras.Model(
             features, age_head(features, config.head, config.dropout, config.hidden), name="age_head"
@@ -103,13 +109,14 @@ class AgeNet:
         ]
         return np.mean(ages, axis=0).reshape(-1)
 
-    def full_model(self, image_size: int) -> keras.Model:
+    def full_model(self, image_size: int, name: str = "age_model") -> keras.Model:
         """Photos (RGB 0..255) in; ``age`` and, for DEX, ``age_probs`` out; mirror-averaged if set."""
         image = keras.Input((image_size, image_size, 3), name="image")
         x = self.lower(image) if self.lower is not None else image
-        outputs = self.head(layers.GlobalAveragePooling2D(name="pool")(self.upper(x)))
-        core = keras.Model(image, outputs, name="age_model_core")
-        return mirror_averaged(core, image_size) if self.config.tta_flip else core
+        outputs = self.head(pool(self.upper(x)))
+        if self.config.tta_flip:
+            return mirror_averaged(keras.Model(image, outputs, name=f"{name}_core"), image_size, name)
+        return keras.Model(image, outputs, name=name)
 
 
 def fine_tune_schedule(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:

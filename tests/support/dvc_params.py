@@ -7,6 +7,7 @@ a new model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,13 @@ def param_stages(
     stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
     keys = list(leaf_keys(yaml.safe_load(params.read_text(encoding="utf-8"))))
     listed = {stage: _names(_body(body).get("params", [])) for stage, body in stages.items()}
-    return {
-        key: [s for s, names in listed.items() if any(key == n or key.startswith(n + ".") for n in names)]
-        for key in keys
-    }
+    return {key: [s for s, names in listed.items() if any(_lists(n, key) for n in names)] for key in keys}
+
+
+def _lists(name: str, key: str) -> bool:
+    """Whether a stage listing ``name`` (``${key}`` of a foreach stage: any member) reads ``key``."""
+    pattern = re.escape(name).replace(re.escape("${key}"), "[^.]+")
+    return re.fullmatch(rf"{pattern}(\..+)?", key) is not None
 
 
 def retraining_stages(dvc_yaml: Path = ROOT / "dvc.yaml") -> set[str]:

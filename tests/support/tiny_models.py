@@ -10,7 +10,7 @@ from tests.support.params import train_config
 SIZE = 32
 
 
-def save_dex_model(path: Path, size: int = SIZE) -> Path:
+def save_dex_model(path: Path, size: int = SIZE, name: str = "age_model") -> Path:
     """A random DEX model assembled like the trained one (``AgeNet.full_model``, mirror-averaged)
     on a one-convolution 'backbone'."""
     import keras
@@ -22,7 +22,7 @@ def save_dex_model(path: Path, size: int = SIZE) -> Path:
     x = keras.layers.Rescaling(1 / 255)(image)
     upper = keras.Model(image, keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x))
     net = AgeNet(None, upper, train_config(head="dex", loss="ldl", tta_flip=True))
-    AgeModel.save(net.full_model(size), path, size, {"head": "dex"})
+    AgeModel.save(net.full_model(size, name), path, size, {"head": "dex"})
     return path
 
 
