@@ -23,3 +23,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     fi
     touch "$stamp"
 fi
+# the photo folders for DVC's experiment copies under .dvc/tmp/exps/ (--temp, --queue, --dry)
+.venv/bin/python scripts/exp_links.py >/dev/null
