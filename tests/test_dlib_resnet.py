@@ -20,6 +20,7 @@ from agecheck.model.backbones.dlib_resnet import (
     weights_file,
 )
 from agecheck.model.backbones.registry import build_backbone
+from tests.support.ci import skip_or_fail_in_ci
 from tests.support.synthetic_chips import RECIPES, synthetic_chip
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "dlib_reference.json").read_text())
@@ -31,7 +32,7 @@ def dlib_weights_path() -> Path:
     try:
         return weights_file()
     except FileNotFoundError as err:
-        pytest.skip(f"dlib's weights are not available: {err}")
+        skip_or_fail_in_ci(f"dlib's weights are not available: {err}")
 
 
 def test_reference_images_are_regenerated_exactly() -> None:

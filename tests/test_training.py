@@ -35,6 +35,7 @@ CUTS = {
     "efficientnet_lite2": 12,
     "resnet50": 12,
     "dlib_resnet": 9,
+    "faceres": 12,  # the pipeline cuts after the pooling (14): here 12, so that batch norms are trained past
 }
 #: dlib's ResNet pads none of its strided convs: it needs 103 px at least.
 MIN_SIZE = {"dlib_resnet": 112}

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import keras
 
-from agecheck.errors import AgecheckError
-from agecheck.model.backbones import dlib_resnet
+from agecheck.errors import AgecheckError, one_line
+from agecheck.model.backbones import dlib_resnet, faceres
 from agecheck.model.backbones import efficientnet_lite as lite
 from agecheck.model.backbones.resnet50 import RESNET50_BLOCKS, build_resnet50
 from agecheck.model.backbones.torch_legacy import load_legacy_state_dict
 
-BACKBONES = (*lite.VARIANTS, "resnet50", "dlib_resnet")
+BACKBONES = (*lite.VARIANTS, "resnet50", "dlib_resnet", "faceres")
 
 
 def build_backbone(name: str, pretrained: bool = True, weights_path: str = "") -> keras.Model:
@@ -25,6 +25,11 @@ def build_backbone(name: str, pretrained: bool = True, weights_path: str = "") -
             return dlib_resnet.build_dlib_backbone(pretrained, weights_path)
         except (ValueError, OSError) as err:  # FileNotFoundError included
             raise AgecheckError(f"cannot read dlib_resnet weights: {err}") from None
+    if name == "faceres":  # HSE's float32 "deep" weights; cut_block 14 = after the pooled 1024-d vector
+        try:
+            return faceres.build_faceres("faceres_deep", pretrained, (None, None, 3), weights_path)
+        except (ValueError, KeyError, OSError) as err:
+            raise AgecheckError(f"cannot read faceres weights: {one_line(err, 300)}") from None
     if name not in lite.VARIANTS:
         raise AgecheckError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
     state = None
@@ -42,6 +47,8 @@ def block_names(model: keras.Model) -> tuple[str, ...]:
         return RESNET50_BLOCKS
     if model.name == "dlib_resnet":
         return dlib_resnet.BLOCK_OUTPUT_NAMES
+    if model.name in faceres.VARIANTS:
+        return faceres.BLOCK_OUTPUT_NAMES
     return tuple(lite.block_output_layer_name(i) for i in range(lite.num_blocks(model.name)))
 
 
