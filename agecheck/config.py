@@ -103,6 +103,7 @@ class ModelConfig(Section):
 
     image_size: Annotated[int, Field(ge=16)]
     members: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], MemberConfig] = Field(min_length=1)
+    heads: list[Annotated[int, Field(ge=1, le=100)]]  # ages a of the under-age heads P(age < a) ([]: none)
 
 
 class FeaturesConfig(Section):
@@ -139,6 +140,13 @@ class TrainConfig(Section):
         return self
 
 
+class PeerConfig(Section):
+    """A ready-made age model to beat (never the product), at the face crop chosen for it on val."""
+
+    network: Literal["faceres", ""]  # faceres: HSE FaceRes' own age head ('': no peer)
+    face_scale: Annotated[float, Field(gt=0, le=4)]
+
+
 class EvaluateConfig(Section):
     batch_size: Positive
     whole_photos: str  # folder (final_files/) of the uncropped originals of test photos ('': none)
@@ -153,6 +161,10 @@ class PolicyConfig(Section):
     threshold: Annotated[float, Field(gt=0)]
     legal_age: Annotated[float, Field(gt=0)]
     max_minor_pass_rate: Annotated[float, Field(ge=0, lt=1)]
+    # threshold: ask when the estimated age is under `threshold`; heads: when P(age < threshold) is at
+    # least `heads_cut` (from the model's under-age head for that age, else from its softmax)
+    rule: Literal["threshold", "heads"]
+    heads_cut: Share
 
     @model_validator(mode="after")
     def _legal_age_first(self) -> PolicyConfig:
@@ -315,6 +327,7 @@ class Params(Section):
     features: FeaturesConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    peer: PeerConfig
     policy: PolicyConfig
     detect: DetectConfig
     align: AlignConfig

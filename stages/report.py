@@ -3,6 +3,7 @@ self-contained HTML page (figures embedded, no photo ids)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from agecheck.evaluation.report_page import build_page, provenance
 from agecheck.evaluation.results import DETAILS, PREDICTIONS, Evaluation
 
 RESULTS = Path("metrics/evaluate")
+PEER = Path("metrics/peer.json")
 REPORT = Path("metrics/report.md")
 PAGE = Path("metrics/report.html")
 #: Read for the model's md5 and its commit date (not a dep: the report's own lock entry changes it).
@@ -25,7 +27,8 @@ def main() -> None:
     predictions = pd.read_csv(RESULTS / PREDICTIONS, dtype={"id": str})
     figures = [(RESULTS / name, caption) for name, caption in FIGURES if (RESULTS / name).is_file()]
     linked = [(path.relative_to(REPORT.parent).as_posix(), caption) for path, caption in figures]
-    REPORT.write_text(build_report(evaluation, predictions, linked), encoding="utf-8")
+    peer = json.loads(PEER.read_text(encoding="utf-8"))
+    REPORT.write_text(build_report(evaluation, predictions, linked, peer), encoding="utf-8")
     build_page(evaluation, figures, footer=provenance(LOCK)).write(PAGE)
     print(f"report: {REPORT}, {PAGE}")
 

@@ -21,6 +21,7 @@ from agecheck.errors import exit_on_error
 from agecheck.evaluation.metrics import age_metrics
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
+from agecheck.outputs import fresh_dir
 from agecheck.training.batches import Examples
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.determinism import make_deterministic
@@ -107,6 +108,10 @@ def main(name: str) -> None:
         "val_mae": live.summary["val_mae_tta"],
     }
     AgeModel.save(net.full_model(size, f"member_{name}"), paths.model, size, info)
+    pooled = fresh_dir(paths.pooled)
+    for split, x, flipped in (("train", x_train, f_train), ("val", x_val, f_val)):
+        features = net.pooled_features(x, flipped if cfg.tta_flip else None, cfg.batch_size)
+        np.save(pooled / f"{split}.npy", features.astype(np.float32))
     checkpoints.clear()
     print(
         f"train {name}: best val MAE {best:.2f} (with flip averaging {live.summary['val_mae_tta']:.2f}) "

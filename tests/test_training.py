@@ -19,7 +19,7 @@ from agecheck.data.age_bands import band_balance_weights
 from agecheck.errors import AgecheckError
 from agecheck.model.age_model import AgeModel
 from agecheck.model.backbones.registry import BACKBONES, build_backbone, split_backbone
-from agecheck.model.outputs import AGE, AGE_PROBS
+from agecheck.model.outputs import AGE, AGE_PROBS, FEATURES
 from agecheck.training.batches import Examples, epoch_batches
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.distribution import StallWatchdog, read_cluster
@@ -94,8 +94,11 @@ def test_fit_and_saved_model_round_trip(tmp_path: Path, loss: str) -> None:
     model = AgeModel.load(tmp_path / "m.keras")
     got = model.predict(images)
     assert model.input_size == SIZE and model.has_distribution
-    assert model.info["outputs"] == [AGE, AGE_PROBS]
+    assert model.info["outputs"] == [AGE, AGE_PROBS, FEATURES]  # a member: its pooled features too
     assert np.allclose(got, expected, atol=0.05)  # cached activations are float16
+    pooled = net.pooled_features(feats, flipped, 8)
+    saved = model.model.predict(images.astype(np.float32), verbose=0)[FEATURES]
+    assert pooled.shape == saved.shape and np.allclose(pooled, saved, atol=0.05)
     assert ((got >= 0) & (got <= 100)).all()
 
 

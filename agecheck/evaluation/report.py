@@ -121,10 +121,38 @@ def worst_errors(predictions: pd.DataFrame, per_band: int = WORST_PER_BAND) -> l
     return _table(("age band", "photo id", "real age", "estimate", "error"), rows)
 
 
+def peer_table(evaluation: Evaluation, peer: dict[str, Any]) -> list[str]:
+    """Our model beside a ready-made one on the same test photos: overall, per source, 13-17."""
+    if not peer:
+        return ["No peer model was run (`peer.network` is empty)."]
+    test = peer["test"]
+    rows = [("all", evaluation.mae, test["mae"])]
+    rows += [(name, mae, test["mae_by_source"].get(name)) for name, mae in evaluation.mae_by_source.items()]
+    teens = "13-17"
+    rows.append((teens, evaluation.mae_by_age_band.get(teens), test["mae_by_age_band"].get(teens)))
+    return [
+        f"{peer['name']}, on the same test photos, cut at the crop chosen for it on the validation photos "
+        f"(face scale {peer['face_scale']:g}). MAE in years; a positive gap: ours is better.",
+        "",
+        *_table(
+            ("test photos", "our model", "the peer", "gap"),
+            [
+                (name, f"{ours:.2f}", f"{theirs:.2f}", f"{theirs - ours:+.2f}")
+                for name, ours, theirs in rows
+                if ours is not None and theirs is not None
+            ],
+        ),
+    ]
+
+
 def build_report(
-    evaluation: Evaluation, predictions: pd.DataFrame, figures: Sequence[tuple[str, str]]
+    evaluation: Evaluation,
+    predictions: pd.DataFrame,
+    figures: Sequence[tuple[str, str]],
+    peer: dict[str, Any] | None = None,
 ) -> str:
-    """The report as Markdown; ``figures`` are (path relative to the report, caption) pairs."""
+    """The report as Markdown; ``figures`` are (path relative to the report, caption) pairs; ``peer``
+    the peer stage's results (``metrics/peer.json``)."""
     bands = evaluation.mae_by_age_band
     lines = [
         "# Age estimation at the till: what the model means for alcohol sales",
@@ -141,6 +169,10 @@ def build_report(
             ("age band", "photos", "MAE (years)"),
             [(band, evaluation.count_by_age_band[band], f"{mae:.2f}") for band, mae in bands.items()],
         ),
+        "",
+        "## Against a ready-made age model",
+        "",
+        *peer_table(evaluation, peer or {}),
         "",
         "## Per group of customers",
         "",

@@ -12,14 +12,14 @@ age). A model without it gets the estimate ± its validation MAE (``val_mae`` in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agecheck.errors import AgecheckError, one_line
-from agecheck.model.outputs import AGE, AGE_PROBS
+from agecheck.model.outputs import AGE, AGE_PROBS, P_UNDER
 from agecheck.model.saving import save_keras
 
 #: The files ``agecheck export`` writes, by format (run by ``agecheck.model.runtimes``).
@@ -48,6 +48,8 @@ class AgeEstimate:
     interval: str  # "softmax" (the model's own distribution) or "val_mae" (a fixed ± interval)
     # over the ages 0..100; None for a model without ``age_probs``. Not compared: an array has no ==
     probs: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # P(age < a) from the model's under-age heads, by age a (empty: a model without heads)
+    heads: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
 
 
 def quantiles(probabilities: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
@@ -90,6 +92,12 @@ class AgeModel:
                 f"the model has no '{AGE}' output (outputs: {', '.join(self.outputs) or '-'})"
             )
         self.has_distribution = AGE_PROBS in self.outputs
+        #: The ages of the model's under-age heads (outputs ``p_under_AGE``), by output name.
+        self.head_ages = {
+            name: int(name.removeprefix(P_UNDER.format(age="")))
+            for name in self.outputs
+            if name.startswith(P_UNDER.format(age="")) and name.removeprefix(P_UNDER.format(age="")).isdigit()
+        }
 
     @staticmethod
     def save(model: Any, path: Path, input_size: int, info: dict[str, Any] | None = None) -> None:
@@ -172,7 +180,14 @@ class AgeModel:
         ages = outputs[AGE].reshape(-1)
         if not self.has_distribution:
             spread = float(self.info.get("val_mae", 0.0))
-            return [
+            estimates = [
                 AgeEstimate(float(a), float(a) - spread, float(a) + spread, None, "val_mae") for a in ages
             ]
-        return softmax_estimates(ages, outputs[AGE_PROBS], coverage)
+        else:
+            estimates = softmax_estimates(ages, outputs[AGE_PROBS], coverage)
+        if not self.head_ages:
+            return estimates
+        heads = {age: outputs[name].reshape(-1) for name, age in self.head_ages.items()}
+        return [
+            replace(e, heads={age: float(p[i]) for age, p in heads.items()}) for i, e in enumerate(estimates)
+        ]

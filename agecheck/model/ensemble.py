@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from agecheck.model.heads import AgeExpectation
-from agecheck.model.outputs import AGE, AGE_PROBS
+from agecheck.model.outputs import AGE, AGE_PROBS, FEATURES, P_UNDER
 
 #: A member's crop this close to a whole number of the input's pixels is sliced, not resampled.
 EXACT_PIXELS = 0.01
@@ -55,6 +56,16 @@ class CentreCrop(layers.Layer):
 
 
 @dataclass(frozen=True)
+class Head:
+    """A calibrated under-age head on the members' pooled features, concatenated in member order:
+    P(age < ``age``) = sigmoid(features @ kernel + bias) (:mod:`agecheck.training.under_age_heads`)."""
+
+    age: int
+    kernel: np.ndarray
+    bias: float
+
+
+@dataclass(frozen=True)
 class Member:
     """A trained member: its model (crops in, ``age`` and maybe ``age_probs`` out) and its crop
     as a fraction of the till's crop."""
@@ -77,29 +88,48 @@ def _has_distribution(members: Sequence[Member]) -> bool:
     return all(AGE_PROBS in m.model.output for m in members)
 
 
-def members_model(members: Sequence[Member], input_size: int) -> keras.Model:
+def members_model(members: Sequence[Member], input_size: int, features: bool = False) -> keras.Model:
     """The till's crop in; each member's age distribution (or age, for a regression member) out, by
-    name: what the combine stage weighs on val."""
+    name (with ``features``: its pooled features too, as ``NAME_features``): what combine weighs on val."""
     image = keras.Input((input_size, input_size, 3), name="image")
     key = AGE_PROBS if _has_distribution(members) else AGE
-    outputs = {m.name: _member_outputs(image, m, input_size)[key] for m in members}
+    outputs = {}
+    for member in members:
+        out = _member_outputs(image, member, input_size)
+        outputs[member.name] = out[key]
+        if features:
+            outputs[f"{member.name}_{FEATURES}"] = out[FEATURES]
     return keras.Model(image, outputs, name="members")
 
 
-def ensemble_model(members: Sequence[Member], weights: Sequence[float], input_size: int) -> keras.Model:
+def ensemble_model(
+    members: Sequence[Member], weights: Sequence[float], input_size: int, heads: Sequence[Head] = ()
+) -> keras.Model:
     """The released model: the till's crop in, the members' weighted average out (``age`` and, when
-    every member has one, the averaged ``age_probs`` with the age read off it)."""
+    every member has one, the averaged ``age_probs`` with the age read off it), and one
+    ``p_under_AGE`` per under-age head, read off the members' pooled features."""
     if len(weights) != len(members) or abs(sum(weights) - 1) > 1e-6:
         raise ValueError(f"need one weight per member, adding up to 1 (got {list(weights)})")
     image = keras.Input((input_size, input_size, 3), name="image")
     key = AGE_PROBS if _has_distribution(members) else AGE
+    member_outputs = [_member_outputs(image, m, input_size) for m in members]
     parts = [
-        layers.Rescaling(float(w), name=f"{m.name}_weight")(_member_outputs(image, m, input_size)[key])
-        for m, w in zip(members, weights, strict=True)
+        layers.Rescaling(float(w), name=f"{m.name}_weight")(out[key])
+        for m, w, out in zip(members, weights, member_outputs, strict=True)
     ]
     average = layers.Add(name=key)(parts) if len(parts) > 1 else layers.Identity(name=key)(parts[0])
-    if key == AGE_PROBS:
-        return keras.Model(
-            image, {AGE: AgeExpectation(name=AGE)(average), AGE_PROBS: average}, name="age_model"
-        )
-    return keras.Model(image, {AGE: average}, name="age_model")
+    outputs = (
+        {AGE: AgeExpectation(name=AGE)(average), AGE_PROBS: average} if key == AGE_PROBS else {AGE: average}
+    )
+    if heads:
+        pooled = [out[FEATURES] for out in member_outputs]
+        features = layers.Concatenate(name="head_features")(pooled) if len(pooled) > 1 else pooled[0]
+        for head in heads:
+            name = P_UNDER.format(age=head.age)
+            dense = layers.Dense(1, activation="sigmoid", name=f"{name}_logistic", dtype="float32")
+            probability = layers.Reshape((), name=name)(dense(features))
+            dense.set_weights(
+                [head.kernel.reshape(-1, 1).astype(np.float32), np.array([head.bias], np.float32)]
+            )
+            outputs[name] = probability
+    return keras.Model(image, outputs, name="age_model")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from agecheck.model.outputs import AGE, AGE_PROBS, MAX_AGE
+from agecheck.model.outputs import AGE, AGE_PROBS, FEATURES, MAX_AGE
 
 
 def expected_age(probabilities):  # type: ignore[no-untyped-def]
@@ -58,7 +58,8 @@ def mirror_averaged(core: keras.Model, image_size: int, name: str = "age_model")
     """``core`` (images in, head outputs out) averaged over each photo and its mirror image.
 
     A DEX model averages the two softmaxes and reads the age off the average (the same age as
-    averaging the two ages, as the expectation is linear); a regression model averages the ages.
+    averaging the two ages, as the expectation is linear); a regression model averages the ages;
+    the pooled features, when ``core`` gives them, are averaged too.
     """
     image = keras.Input((image_size, image_size, 3), name="image")
     plain, mirrored = core(image), core(Mirror(name="mirror")(image))
@@ -67,4 +68,6 @@ def mirror_averaged(core: keras.Model, image_size: int, name: str = "age_model")
         outputs = {AGE: AgeExpectation(name=AGE)(probabilities), AGE_PROBS: probabilities}
     else:
         outputs = {AGE: layers.Average(name=AGE)([plain[AGE], mirrored[AGE]])}
+    if FEATURES in plain:
+        outputs[FEATURES] = layers.Average(name=FEATURES)([plain[FEATURES], mirrored[FEATURES]])
     return keras.Model(image, outputs, name=name)

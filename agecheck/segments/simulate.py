@@ -209,7 +209,7 @@ def write_demo(
             if np.isfinite(estimate):
                 (e,) = softmax_estimates(np.array([estimate]), probs[None].astype(np.float64), coverage)
                 under = under_age_probabilities(e.probs, policy)[0]
-                faces = [FaceResult(box, e, decision(estimate, policy), True, under)]
+                faces = [FaceResult(box, e, decision(estimate, policy, under), True, under)]
             entry = log_entry(faces, "ok" if faces else NO_FACE, policy, Sale(sale_id))
             log.write(json.dumps({**entry, "time": f"{time}.000+00:00"}, separators=(",", ":")) + "\n")
     return folder / "receipts.csv", folder / "estimates.jsonl"

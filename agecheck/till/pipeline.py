@@ -132,14 +132,19 @@ class Till:
         """One result per face of a photo from its box and age estimate; the largest face is the
         customer's (the detector's order is by score, and a sharp face behind can come first)."""
         customer = customer_face(boxes)
-        return [
-            FaceResult(box, e, decision(e.age, self.policy), i == customer, self.under_age(e))
-            for i, (box, e) in enumerate(zip(boxes, estimates, strict=True))
-        ]
+        results = []
+        for i, (box, e) in enumerate(zip(boxes, estimates, strict=True)):
+            under = self.under_age(e)
+            results.append(FaceResult(box, e, decision(e.age, self.policy, under), i == customer, under))
+        return results
 
     def under_age(self, estimate: AgeEstimate) -> UnderAge | None:
-        """The probabilities of a minor and of a customer under the threshold, from the softmax."""
-        return None if estimate.probs is None else under_age_probabilities(estimate.probs, self.policy)[0]
+        """The probabilities of a minor and of a customer under the threshold (the model's softmax,
+        or its under-age heads with ``policy.rule: heads``)."""
+        if estimate.probs is None:
+            return None
+        heads = {age: [p] for age, p in estimate.heads.items()}
+        return under_age_probabilities(estimate.probs, self.policy, heads)[0]
 
     def run(
         self, images: Sequence[Image.Image], detect: bool = True, batch_size: int = 64

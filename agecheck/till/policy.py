@@ -1,16 +1,21 @@
 """The alcohol rule at the till: the Challenge 25 decision, and the model's probabilities behind it.
 
 One place for both, so that ``agecheck predict``, ``agecheck serve``, the estimates log and the
-cashier audit read the same numbers. The probabilities come from the model's softmax over whole
-years (``age_probs``: bin *i* is the age *i*): P(age < a) is the mass of the bins under *a*. A later
-model may replace them by calibrated heads behind :func:`under_age_probabilities`.
+cashier audit read the same numbers. P(age < a) comes from the model's under-age head for the age a
+when it has one and ``policy.rule`` is ``heads`` (``model.heads``: calibrated on val), else from its
+softmax over whole years (``age_probs``: bin *i* is the age *i*): the mass of the bins under *a*.
+The decision is "ask for ID" when the estimated age is under ``policy.threshold`` (rule
+``threshold``) or when P(age < threshold) is at least ``policy.heads_cut`` (rule ``heads``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from agecheck.config import PolicyConfig
 
@@ -21,8 +26,12 @@ NO_ID_NEEDED = "no_id_needed"
 PROB_DECIMALS = 4
 
 
-def decision(age: float, policy: PolicyConfig) -> str:
-    """Challenge 25: ``ask_for_id`` when the estimated age is under the threshold, else ``no_id_needed``."""
+def decision(age: float, policy: PolicyConfig, under: UnderAge | None = None) -> str:
+    """Challenge 25: ``ask_for_id`` when the estimated age is under the threshold (rule ``threshold``),
+    or when P(age < threshold) is at least ``heads_cut`` (rule ``heads``; without probabilities, as
+    from a regression model, the threshold decides), else ``no_id_needed``."""
+    if policy.rule == "heads" and under is not None:
+        return ASK_FOR_ID if under.threshold >= policy.heads_cut else NO_ID_NEEDED
     return ASK_FOR_ID if age < policy.threshold else NO_ID_NEEDED
 
 
@@ -41,8 +50,17 @@ class UnderAge:
     threshold: float
 
 
-def under_age_probabilities(age_probs: np.ndarray, policy: PolicyConfig) -> list[UnderAge]:
-    """For each softmax row: the probabilities of a minor and of a customer under the threshold."""
-    legal = probability_under(age_probs, policy.legal_age)
-    threshold = probability_under(age_probs, policy.threshold)
+def under_age_probabilities(
+    age_probs: np.ndarray, policy: PolicyConfig, heads: Mapping[int, ArrayLike] | None = None
+) -> list[UnderAge]:
+    """For each softmax row: the probabilities of a minor and of a customer under the threshold;
+    with rule ``heads``, from the model's under-age ``heads`` (P(age < a) per row, by age a) for the
+    ages they cover."""
+
+    def under(age: float) -> np.ndarray:
+        if policy.rule == "heads" and heads and float(age).is_integer() and int(age) in heads:
+            return np.clip(np.asarray(heads[int(age)], dtype=np.float64).reshape(-1), 0.0, 1.0)
+        return probability_under(age_probs, age)
+
+    legal, threshold = under(policy.legal_age), under(policy.threshold)
     return [UnderAge(float(a), float(b)) for a, b in zip(legal, threshold, strict=True)]

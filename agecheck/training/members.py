@@ -34,6 +34,12 @@ class MemberPaths:
         return Path("data/features") / self.name
 
     @property
+    def pooled(self) -> Path:
+        """The trained member's pooled features of the train and val photos (the under-age heads'
+        inputs), mirror-averaged as the saved model averages them."""
+        return Path("data/pooled") / self.name
+
+    @property
     def live(self) -> Path:
         """DVCLive's folder: the member's training curves and summary."""
         return Path("metrics/train") / self.name

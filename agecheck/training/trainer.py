@@ -23,7 +23,7 @@ from keras import layers, ops
 from agecheck.config import TrainConfig
 from agecheck.errors import AgecheckError, one_line
 from agecheck.model.heads import age_head, mirror_averaged
-from agecheck.model.outputs import AGE, AGE_PROBS
+from agecheck.model.outputs import AGE, AGE_PROBS, FEATURES
 from agecheck.training.batches import Examples, epoch_batches, epoch_steps
 from agecheck.training.checkpoints import EpochCheckpoints
 from agecheck.training.distribution import StallWatchdog
@@ -75,6 +75,7 @@ class AgeNet:
         )
         outputs = self.head(pooled)
         self.age_model = keras.Model(inputs, outputs[AGE], name="age_model")
+        self.features_model = keras.Model(inputs, pooled, name="features_model")
         self.train_model = keras.Model(
             inputs, outputs[AGE_PROBS if config.loss == "ldl" else AGE], name="train_model"
         )
@@ -92,28 +93,42 @@ class AgeNet:
         freeze_batchnorm(self.upper)
 
     def predict_ages(self, x: np.ndarray, x_flip: np.ndarray | None, batch_size: int) -> np.ndarray:
-        """Ages for ``upper``'s inputs, averaged with those of their mirror images when given.
+        """Ages for ``upper``'s inputs, averaged with those of their mirror images when given."""
+        return self._averaged(self.age_model, x, x_flip, batch_size).reshape(-1)
+
+    def pooled_features(self, x: np.ndarray, x_flip: np.ndarray | None, batch_size: int) -> np.ndarray:
+        """The features the age head reads, for ``upper``'s inputs (averaged with their mirror images'
+        when given, as the saved model averages them): the under-age heads' inputs."""
+        return self._averaged(self.features_model, x, x_flip, batch_size)
+
+    @staticmethod
+    def _averaged(
+        model: keras.Model, x: np.ndarray, x_flip: np.ndarray | None, batch_size: int
+    ) -> np.ndarray:
+        """``model`` on ``x`` (and ``x_flip``, averaged), in batches.
 
         Plain calls, not ``predict``: under a multi-worker strategy ``predict`` would gather every
         worker's rows, while each worker here predicts all rows itself.
         """
         parts = (x,) if x_flip is None else (x, x_flip)
-        ages = [
+        outputs = [
             np.concatenate(
                 [
-                    np.asarray(self.age_model(part[i : i + batch_size].astype(np.float32), training=False))
+                    np.asarray(model(part[i : i + batch_size].astype(np.float32), training=False))
                     for i in range(0, len(part), batch_size)
                 ]
             )
             for part in parts
         ]
-        return np.mean(ages, axis=0).reshape(-1)
+        return np.mean(outputs, axis=0)
 
     def full_model(self, image_size: int, name: str = "age_model") -> keras.Model:
-        """Photos (RGB 0..255) in; ``age`` and, for DEX, ``age_probs`` out; mirror-averaged if set."""
+        """Photos (RGB 0..255) in; ``age``, for DEX ``age_probs``, and the pooled ``features`` the head
+        reads out; mirror-averaged if set."""
         image = keras.Input((image_size, image_size, 3), name="image")
         x = self.lower(image) if self.lower is not None else image
-        outputs = self.head(pool(self.upper(x)))
+        features = pool(self.upper(x))
+        outputs = {**self.head(features), FEATURES: layers.Identity(name=FEATURES)(features)}
         if self.config.tta_flip:
             return mirror_averaged(keras.Model(image, outputs, name=f"{name}_core"), image_size, name)
         return keras.Model(image, outputs, name=name)
