@@ -10,9 +10,8 @@ The decision is "ask for ID" when the estimated age is under ``policy.threshold`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
