@@ -45,7 +45,7 @@ def main() -> None:
     params = parse_params(overridden(yaml.safe_load(Path("params.yaml").read_text()), args.settings))
     model = AgeModel.load(args.model)
     faces = read_faces(Path("data/faces/faces.csv"))
-    table, ages = predict_split(model, Path("data/split/val.csv"), SHARDS, faces, params)
+    table, ages, _ = predict_split(model, Path("data/split/val.csv"), SHARDS, faces, params)
     table = table.assign(predicted=ages)
     print(json.dumps({"settings": args.settings, **till_metrics(model, params, table, faces, SHARDS)}))
 

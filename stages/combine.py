@@ -1,5 +1,7 @@
 """Stage combine: the released model, the members' age distributions averaged with the weights that give
-the lowest MAE on the validation photos, each member on its own crop cut from the till's crop."""
+the lowest MAE on the validation photos, each member on its own crop cut from the till's crop; and the
+under-age heads (``model.heads``) on the members' pooled features, trained on the training photos'
+(stage train) and chosen and calibrated on the validation photos' as the till cuts them."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
-from agecheck.model.ensemble import Member, ensemble_model, members_model
+from agecheck.model.ensemble import Head, Member, ensemble_model, members_model
+from agecheck.model.outputs import FEATURES
 from agecheck.training.ensemble_weights import choose_weights, expected_ages
 from agecheck.training.members import MemberPaths
+from agecheck.training.under_age_heads import fit_under_age_head
 
 MODEL = Path("models/age_model.keras")
 
@@ -33,7 +37,10 @@ def main() -> None:
     started = time.monotonic()
     faces = read_faces(Path("data/faces/faces.csv"))
     crops = model_inputs(table, Path("data/validated"), faces, params.align, size)
-    outputs = members_model(members, size).predict(crops.astype(np.float32), batch_size=64, verbose=0)
+    with_heads = bool(params.model.heads)
+    outputs = members_model(members, size, features=with_heads).predict(
+        crops.astype(np.float32), batch_size=64, verbose=0
+    )
     ages = table["age"].to_numpy(np.float64)
     for member in members:
         mae = float(np.mean(np.abs(expected_ages(np.asarray(outputs[member.name], np.float64)) - ages)))
@@ -42,7 +49,17 @@ def main() -> None:
     for member, weight in zip(members, weights, strict=True):
         infos[member.name]["weight"] = weight
     info = {"face_scale": till_scale, "members": infos, "val_mae": round(mae, 3)}
-    AgeModel.save(ensemble_model(members, weights, size), MODEL, size, info)
+    heads = []
+    if with_heads:
+        train_x = np.concatenate([np.load(MemberPaths(m.name).pooled / "train.npy") for m in members], axis=1)
+        train_ages = pd.read_csv("data/split/train.csv", dtype={"file_name": str})["age"].to_numpy(np.float64)
+        val_x = np.concatenate([np.asarray(outputs[f"{m.name}_{FEATURES}"]) for m in members], axis=1)
+        info["heads"] = {}
+        for age in params.model.heads:
+            head = fit_under_age_head(train_x, train_ages, val_x, ages, age, params.train.age_balance)
+            heads.append(Head(age, head.kernel, head.bias))
+            info["heads"][str(age)] = {"strength": head.strength, "val_log_loss": head.val_log_loss}
+    AgeModel.save(ensemble_model(members, weights, size, heads), MODEL, size, info)
     mix = ", ".join(
         f"{name} {info['weight']:.2f} (val MAE {info['val_mae']:.3f})" for name, info in infos.items()
     )

@@ -17,6 +17,7 @@ from agecheck.evaluation.evaluate import (
 from agecheck.evaluation.predict import predict_split
 from agecheck.evaluation.results import TillCheck
 from agecheck.evaluation.till_check import till_metrics
+from agecheck.evaluation.tradeoff import scores, tradeoff, write_tradeoff
 from agecheck.faces.table import read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir
@@ -35,8 +36,9 @@ def main() -> None:
     policy = params.policy
     model = AgeModel.load(MODEL)
     faces = read_faces(FACES)
-    validation = prediction_table(*predict_split(model, SPLITS / "val.csv", SHARDS, faces, params))
-    test_table, test_ages = predict_split(model, SPLITS / "test.csv", SHARDS, faces, params)
+    val_table, val_ages, val_heads = predict_split(model, SPLITS / "val.csv", SHARDS, faces, params)
+    validation = prediction_table(val_table, val_ages)
+    test_table, test_ages, test_heads = predict_split(model, SPLITS / "test.csv", SHARDS, faces, params)
     predictions, evaluation = evaluate_predictions(test_table, test_ages, policy, validation)
     till = TillCheck.model_validate(
         till_metrics(model, params, test_table.assign(predicted=test_ages), faces, SHARDS)
@@ -46,6 +48,10 @@ def main() -> None:
     validation.to_csv(results / "val_predictions.csv", index=False)
     write_evaluation(predictions, evaluation, results, policy)
     evaluation.headline().write(METRICS)
+    curves, points = tradeoff(
+        scores(val_table, val_ages, val_heads), scores(test_table, test_ages, test_heads)
+    )
+    write_tradeoff(curves, points, results)
     c25 = evaluation.challenge25
     print(f"evaluate: test {summary_line(evaluation)} -> {METRICS}")
     print(
@@ -53,6 +59,16 @@ def main() -> None:
         f"(13-17: {c25.teen_pass_rate}), adults asked for ID {c25.adult_check_rate}; threshold for "
         f"<= {policy.max_minor_pass_rate:.0%} on val: {c25.safe_threshold.threshold}"
     )
+    for rule, point in points["rules"].items():
+        if point["cut"] is None:
+            print(f"evaluate: rule {rule}: {point['reason']}")
+            continue
+        val, test = point["val"], point["test"]
+        print(
+            f"evaluate: rule {rule} at {point['cut']:g} (chosen on val): 13-17 served "
+            f"{val['teens_served']['rate']} val, {test['teens_served']['rate']} test; adults 25+ asked "
+            f"{val['adults_asked']['rate']} val, {test['adults_asked']['rate']} test"
+        )
     for name, summary in till.checks().items():
         print(
             f"evaluate: till, {name}: faces found {summary.faces_found:.1%}, MAE {summary.mae} "

@@ -28,7 +28,9 @@ def main() -> None:
     figures = [(RESULTS / name, caption) for name, caption in FIGURES if (RESULTS / name).is_file()]
     linked = [(path.relative_to(REPORT.parent).as_posix(), caption) for path, caption in figures]
     peer = json.loads(PEER.read_text(encoding="utf-8"))
-    REPORT.write_text(build_report(evaluation, predictions, linked, peer), encoding="utf-8")
+    tradeoff_file = RESULTS / "tradeoff.json"
+    tradeoff = json.loads(tradeoff_file.read_text(encoding="utf-8")) if tradeoff_file.is_file() else {}
+    REPORT.write_text(build_report(evaluation, predictions, linked, peer, tradeoff), encoding="utf-8")
     build_page(evaluation, figures, footer=provenance(LOCK)).write(PAGE)
     print(f"report: {REPORT}, {PAGE}")
 

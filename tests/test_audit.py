@@ -181,7 +181,7 @@ def test_too_few_sales_are_marked_and_never_flagged() -> None:
     """B6 sold to 12 young customers, none checked: a share of 100%, but too few to judge; and a store
     whose other cashiers have too few makes its cashiers too few as well."""
     month = month_of([*STANDARD, Cashier("C", "C1", 80, 80), Cashier("C", "C2", 20, 0)])
-    table = cashier_table(sales_frame(month), POLICY.threshold, CONFIG).set_index("cashier")
+    table = cashier_table(sales_frame(month), POLICY, CONFIG).set_index("cashier")
     assert table.loc["B6", "unchecked_share"] == 1.0
     assert (table.loc[["B6", "C1", "C2"], "status"] == TOO_FEW).all()
     assert table.loc[["B6", "C1", "C2"], ["p_value", "q_value"]].isna().all().all()
@@ -203,7 +203,7 @@ def sales_frame(month: Month) -> pd.DataFrame:
 def test_benjamini_hochberg_is_applied() -> None:
     """S1 has a p value under 0.05, but among 20 cashiers tested its q value is over 0.05: not flagged."""
     cashiers = [Cashier("S", "S1", 60, 24)] + [Cashier("S", f"S{k}", 60, 15) for k in range(2, 21)]
-    table = cashier_table(sales_frame(month_of(cashiers)), POLICY.threshold, CONFIG).set_index("cashier")
+    table = cashier_table(sales_frame(month_of(cashiers)), POLICY, CONFIG).set_index("cashier")
     assert table.loc["S1", "p_value"] < 0.05 < table.loc["S1", "q_value"]
     assert table.loc["S1", "status"] == NOT_FLAGGED
     expected = stats.false_discovery_control(table["p_value"].to_numpy(), method="bh")

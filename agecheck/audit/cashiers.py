@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import stats
 
 from agecheck.audit.sales import REASON
-from agecheck.config import AuditConfig
+from agecheck.config import AuditConfig, PolicyConfig
+from agecheck.till.policy import asks_for_id
 
 #: 95% two-sided normal quantile, for the Wilson interval.
 Z95 = float(stats.norm.ppf(0.975))
@@ -52,14 +53,21 @@ def greater_share_p(k: np.ndarray, n: np.ndarray, k_others: np.ndarray, n_others
     return stats.hypergeom.sf(k - 1, np.asarray(n + n_others), np.asarray(k + k_others), np.asarray(n))
 
 
-def cashier_table(sales: pd.DataFrame, threshold: float, config: AuditConfig) -> pd.DataFrame:
+def till_asked(sales: pd.DataFrame, policy: PolicyConfig) -> np.ndarray:
+    """Whether the till asked for ID for each sale's customer, from the estimate (and, with
+    ``policy.rule: heads``, P(under the threshold)) it logged: the sales the cashier had to check."""
+    under = sales["p_under_threshold"].to_numpy(float) if "p_under_threshold" in sales else None
+    return asks_for_id(sales["estimate"].to_numpy(float), under, policy)
+
+
+def cashier_table(sales: pd.DataFrame, policy: PolicyConfig, config: AuditConfig) -> pd.DataFrame:
     """One row per store and cashier with alcohol sales (:data:`COLUMNS`), flagged ones first.
 
     ``sales``: the alcohol sales with ``store``, ``cashier``, ``id_checked``, ``estimate`` and
     ``reason``. A cashier with fewer than ``config.min_sales`` under-threshold sales, or in a store
     whose other cashiers have fewer, is "too few sales": no test, no flag.
     """
-    under = (sales["estimate"] < threshold).to_numpy()
+    under = till_asked(sales, policy)
     counts = pd.DataFrame(
         {
             "store": sales["store"].to_numpy(),

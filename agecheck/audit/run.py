@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from agecheck.audit.cashiers import FLAGGED, NOT_FLAGGED, TOO_FEW, cashier_table
+from agecheck.audit.cashiers import FLAGGED, NOT_FLAGGED, TOO_FEW, cashier_table, till_asked
 from agecheck.audit.estimates import OK
 from agecheck.audit.page import audit_page
 from agecheck.audit.review import review_list
@@ -73,7 +73,7 @@ def _summary(
 ) -> dict[str, Any]:
     reasons = alcohol[REASON].replace("", OK).value_counts()
     unchecked = (alcohol["id_checked"] == 0) & alcohol["estimate"].notna()
-    under = unchecked & (alcohol["estimate"] < policy.threshold)
+    under = unchecked & till_asked(alcohol, policy)
     status = cashiers["status"].value_counts()
     rate, source = calibration
     flagged = int(status.get(FLAGGED, 0))
@@ -117,7 +117,7 @@ def audit_sales(
     list (default ``config.review``); ``calibration``: the model's ``adult_asked_rate`` and its source
     (:func:`read_calibration`); ``simulation``: the sales are made up (said on the page)."""
     alcohol = sales[(sales["alcohol"] == 1).to_numpy()]
-    cashiers = cashier_table(alcohol[(alcohol[REASON] != NO_CASHIER).to_numpy()], policy.threshold, config)
+    cashiers = cashier_table(alcohol[(alcohol[REASON] != NO_CASHIER).to_numpy()], policy, config)
     listed = review_list(alcohol, cashiers, config.review if review is None else review)
     summary = _summary(sales, alcohol, cashiers, policy, config, len(listed), calibration, simulation)
     return Audit(cashiers, listed, summary)

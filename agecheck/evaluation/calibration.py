@@ -21,6 +21,7 @@ from agecheck.config import PolicyConfig
 from agecheck.faces.table import split_photos
 from agecheck.till.estimates_log import softmax_matrix
 from agecheck.till.pipeline import Till, customer_index
+from agecheck.till.policy import asks_for_id
 
 #: The per-photo table: the photo, its true age, and the till's estimate for its customer's face.
 CUSTOMER_COLUMNS = ("id", "source", "age", "found", "estimate", "p_under_legal", "p_under_threshold")
@@ -100,7 +101,7 @@ def calibration(customers: pd.DataFrame, policy: PolicyConfig) -> dict[str, Any]
     """The calibration file's content from the till's estimates of photos with known ages."""
     found = customers[customers["found"].astype(bool)]
     true, estimate = found["age"].to_numpy(float), found["estimate"].to_numpy(float)
-    asked = estimate < policy.threshold
+    asked = asks_for_id(estimate, found["p_under_threshold"].to_numpy(float), policy)
     adults, minors = true >= policy.adult_age, true < policy.legal_age
     teens = minors & (true >= 13)
     confusion = pd.crosstab(found["age"].astype(int), np.rint(estimate).astype(int))

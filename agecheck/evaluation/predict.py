@@ -19,9 +19,11 @@ from agecheck.model.age_model import AgeModel
 
 def predict_split(
     model: AgeModel, split_csv: Path, shards: Path, faces: dict[str, Box | None], params: Params
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of a split table and the predicted age of each, on the aligned crops as in training."""
+) -> tuple[pd.DataFrame, np.ndarray, dict[int, np.ndarray]]:
+    """The rows of a split table, the predicted age of each on the aligned crops as in training, and
+    the model's under-age heads' P(age < a) by age a (empty without heads)."""
     table = pd.read_csv(split_csv, dtype={"id": str, "source": str, "member": str, "shard": str})
     images = model_inputs(table, shards, faces, params.align, model.input_size)
     print(f"evaluate: predicting {len(table)} {split_csv.stem} photos")
-    return table, model.predict(images, params.evaluate.batch_size)
+    ages, heads = model.predict_with_heads(images, params.evaluate.batch_size)
+    return table, ages, heads

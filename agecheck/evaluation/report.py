@@ -15,6 +15,7 @@ from agecheck.evaluation.results import Evaluation, NoSafeThreshold, TillCheck
 #: Figures of the evaluate stage shown in the report, with their captions.
 FIGURES = (
     ("challenge25_rates.png", "Minors served without ID and adults asked for ID, per threshold"),
+    ("tradeoff.png", "13-17-year-olds served against adults asked: the threshold rule and the under-25 head"),
     ("mae_by_age_band.png", "Average error per age band"),
     ("predicted_vs_true.png", "Estimated against real age"),
     ("by_group.png", "Errors and Challenge 25 rates per group"),
@@ -145,14 +146,62 @@ def peer_table(evaluation: Evaluation, peer: dict[str, Any]) -> list[str]:
     ]
 
 
+def rule_table(tradeoff: dict[str, Any]) -> list[str]:
+    """Each way of deciding at its operating point chosen on val, with what it does on test."""
+    if not tradeoff:
+        return ["Not computed."]
+    target = tradeoff["teens_served_target"]
+    rows = []
+    for rule, point in tradeoff["rules"].items():
+        if point["cut"] is None:
+            rows.append((rule, "-", point["reason"], "", "", ""))
+            continue
+        val, test, both = point["val"], point["test"], point["teens_served_val_test"]
+        cut = f"age < {point['cut']:g}" if rule == "threshold" else f"P(under 25) >= {point['cut']:g}"
+        rows.append(
+            (
+                rule,
+                cut,
+                _pct(val["adults_asked"]["rate"]),
+                _pct(test["adults_asked"]["rate"]),
+                f"{_pct(both['rate'])} of {both['count']} (at most {_pct(both['upper95'])})",
+                _pct(test["teens_served"]["rate"]),
+            )
+        )
+    groups = []
+    for rule, point in tradeoff["rules"].items():
+        for group, rates in point.get("adults_asked_by_group", {}).items():
+            shown = ", ".join(f"{name} {_pct(r['rate'])} of {r['count']}" for name, r in rates.items())
+            groups.append(f"- {rule} rule, adults 25+ asked per {group} (test): {shown}")
+    return [
+        f"Each rule at the cut that asks the fewest adults on the validation photos while serving at most "
+        f"{_pct(target)} of their 13-17-year-olds; best on val: **{tradeoff['best_on_val']}**.",
+        "",
+        *_table(
+            (
+                "rule",
+                "ask for ID when",
+                "adults asked, val",
+                "adults asked, test",
+                "13-17 served, val + test",
+                "13-17 served, test",
+            ),
+            rows,
+        ),
+        "",
+        *groups,
+    ]
+
+
 def build_report(
     evaluation: Evaluation,
     predictions: pd.DataFrame,
     figures: Sequence[tuple[str, str]],
     peer: dict[str, Any] | None = None,
+    tradeoff: dict[str, Any] | None = None,
 ) -> str:
     """The report as Markdown; ``figures`` are (path relative to the report, caption) pairs; ``peer``
-    the peer stage's results (``metrics/peer.json``)."""
+    the peer stage's results (``metrics/peer.json``), ``tradeoff`` the rules' operating points."""
     bands = evaluation.mae_by_age_band
     lines = [
         "# Age estimation at the till: what the model means for alcohol sales",
@@ -169,6 +218,10 @@ def build_report(
             ("age band", "photos", "MAE (years)"),
             [(band, evaluation.count_by_age_band[band], f"{mae:.2f}") for band, mae in bands.items()],
         ),
+        "",
+        "## The alcohol rule: a threshold on the age, or the under-25 head",
+        "",
+        *rule_table(tradeoff or {}),
         "",
         "## Against a ready-made age model",
         "",

@@ -166,9 +166,17 @@ class AgeModel:
 
     def predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Ages (years) for a uint8 array N x S x S x 3 at :attr:`input_size`."""
+        return self.predict_with_heads(images, batch_size)[0]
+
+    def predict_with_heads(
+        self, images: np.ndarray, batch_size: int = 64
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Ages (years) and, by age a, P(age < a) from the model's under-age heads (none: empty)."""
         if len(images) == 0:
-            return np.zeros((0,))
-        return self._outputs(images, batch_size)[AGE].reshape(-1)
+            return np.zeros((0,)), {age: np.zeros((0,)) for age in self.head_ages.values()}
+        outputs = self._outputs(images, batch_size)
+        heads = {age: outputs[name].reshape(-1) for name, age in self.head_ages.items()}
+        return outputs[AGE].reshape(-1), heads
 
     def estimate(self, images: np.ndarray, coverage: float, batch_size: int = 64) -> list[AgeEstimate]:
         """Ages with an interval holding ``coverage`` of the model's age distribution."""

@@ -25,13 +25,23 @@ NO_ID_NEEDED = "no_id_needed"
 PROB_DECIMALS = 4
 
 
+def asks_for_id(age: ArrayLike, p_under_threshold: ArrayLike | None, policy: PolicyConfig) -> np.ndarray:
+    """Whether the till asks for ID, per customer: the estimated age under the threshold (rule
+    ``threshold``), or P(age < threshold) at least ``heads_cut`` (rule ``heads``; where that
+    probability is missing, as from a regression model, the threshold decides)."""
+    ages = np.atleast_1d(np.asarray(age, dtype=np.float64))
+    asked = ages < policy.threshold
+    if policy.rule == "heads" and p_under_threshold is not None:
+        under = np.atleast_1d(np.asarray(p_under_threshold, dtype=np.float64))
+        known = np.isfinite(under)
+        asked = np.where(known, under >= policy.heads_cut, asked)
+    return asked
+
+
 def decision(age: float, policy: PolicyConfig, under: UnderAge | None = None) -> str:
-    """Challenge 25: ``ask_for_id`` when the estimated age is under the threshold (rule ``threshold``),
-    or when P(age < threshold) is at least ``heads_cut`` (rule ``heads``; without probabilities, as
-    from a regression model, the threshold decides), else ``no_id_needed``."""
-    if policy.rule == "heads" and under is not None:
-        return ASK_FOR_ID if under.threshold >= policy.heads_cut else NO_ID_NEEDED
-    return ASK_FOR_ID if age < policy.threshold else NO_ID_NEEDED
+    """Challenge 25 for one face (:func:`asks_for_id`): ``ask_for_id`` or ``no_id_needed``."""
+    asked = asks_for_id(age, None if under is None else under.threshold, policy)[0]
+    return ASK_FOR_ID if asked else NO_ID_NEEDED
 
 
 def probability_under(age_probs: np.ndarray, age: float) -> np.ndarray:
