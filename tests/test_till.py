@@ -156,7 +156,7 @@ def test_a_regression_model_has_no_probabilities(regression_model_path: Path) ->
 
 def test_softmax_estimates_match_the_model(dex_model_path: Path) -> None:
     model = AgeModel.load(dex_model_path)
-    assert model.has_distribution and model.outputs == ("age", "age_probs")
+    assert model.has_distribution and model.outputs[:2] == ("age", "age_probs")
     images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     estimates = model.estimate(images, coverage=0.8, batch_size=2)
     expected = model.model.predict(images.astype(np.float32), verbose=0)
