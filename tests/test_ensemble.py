@@ -76,6 +76,24 @@ def test_the_ensemble_saves_loads_and_averages_its_members(tmp_path: Path) -> No
     assert np.allclose(parts["small"], small.model.predict(centre.astype(np.float32), verbose=0)["age_probs"])
 
 
+def test_a_saved_ensemble_loads_where_only_the_wrapper_is_imported(tmp_path: Path) -> None:
+    """The till imports ``AgeModel`` alone: loading must register the ensemble's own layers."""
+    import subprocess
+    import sys
+
+    from agecheck.model.age_model import AgeModel
+    from agecheck.model.ensemble import Member, ensemble_model
+
+    small = AgeModel.load(save_dex_model(tmp_path / "small.keras", 16, "member_small"))
+    members = [Member("small", small.model, 0.5, 16)]
+    AgeModel.save(ensemble_model(members, (1.0,), 32), tmp_path / "e.keras", 32, {})
+    path = str(tmp_path / "e.keras")
+    code = f"from agecheck.model.age_model import AgeModel; print(AgeModel.load({path!r}).outputs)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "age_probs" in done.stdout
+
+
 def test_a_member_crop_larger_than_the_till_crop_is_refused() -> None:
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     raw["align"]["face_scale"] = 0.5

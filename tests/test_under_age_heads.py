@@ -47,7 +47,9 @@ def test_the_released_model_gives_the_heads(tmp_path: Path) -> None:
     member = AgeModel.load(save_dex_model(tmp_path / "m.keras", 32, "member_m"))
     members = [Member("m", member.model, 1.0, 32)]
     crops = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    features = members_model(members, 32, features=True).predict(crops.astype(np.float32), verbose=0)["m_features"]
+    features = members_model(members, 32, features=True).predict(crops.astype(np.float32), verbose=0)[
+        "m_features"
+    ]
     kernel = np.linspace(-1, 1, features.shape[1])
     heads = [Head(18, kernel, 0.3), Head(25, -kernel, -0.2)]
     AgeModel.save(ensemble_model(members, (1.0,), 32, heads), tmp_path / "e.keras", 32, {})

@@ -136,6 +136,7 @@ class AgeModel:
             ) from None
 
         import agecheck.model.backbones.registry  # noqa: F401 - these register the custom layers
+        import agecheck.model.ensemble  # noqa: F401
         import agecheck.model.heads  # noqa: F401
 
         try:
