@@ -9,7 +9,7 @@ CLI defaults to the project's own ``params.yaml`` and model, whatever the workin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -95,6 +95,7 @@ class MemberConfig(Section):
     image_size: Annotated[int, Field(ge=16)]  # side of its crop
     cut_block: Annotated[int, Field(ge=-1)]
     face_scale: Annotated[float, Field(gt=0, le=4)]  # its crop's side / FFHQ's (the centre is align's)
+    train: dict[str, Any]  # keys of the `train` block this member trains with instead ({}: none)
 
 
 class ModelConfig(Section):
@@ -165,6 +166,7 @@ class PolicyConfig(Section):
     # least `heads_cut` (from the model's under-age head for that age, else from its softmax)
     rule: Literal["threshold", "heads"]
     heads_cut: Share
+    max_teen_pass_rate: Annotated[float, Field(ge=0, lt=1)]  # the rules' operating points on val (evaluate)
 
     @model_validator(mode="after")
     def _legal_age_first(self) -> PolicyConfig:
@@ -340,6 +342,13 @@ class Params(Section):
     @model_validator(mode="after")
     def _members_inside_the_till_crop(self) -> Params:
         for name, member in self.model.members.items():
+            unknown = sorted(set(member.train) - set(TrainConfig.model_fields))
+            if unknown:
+                raise ValueError(f"model.members.{name}.train: unknown train keys {', '.join(unknown)}")
+            try:
+                self.member_train(name)
+            except ValidationError as err:
+                raise ValueError(f"model.members.{name}.train: {_problem(err.errors()[0])}") from None
             if member.face_scale > self.align.face_scale + 1e-9:
                 raise ValueError(
                     f"model.members.{name}.face_scale ({member.face_scale:g}) must not exceed "
@@ -354,6 +363,10 @@ class Params(Section):
         except KeyError:
             known = ", ".join(self.model.members)
             raise AgecheckError(f"unknown model member {name!r}: model.members has {known}") from None
+
+    def member_train(self, name: str) -> TrainConfig:
+        """The `train` block as member ``name`` trains: with its own ``train`` keys over it."""
+        return TrainConfig.model_validate({**self.train.model_dump(), **self.member(name).train})
 
     def member_align(self, name: str) -> AlignConfig:
         """The face geometry of member ``name``: its own scale around the till crop's centre."""

@@ -49,7 +49,9 @@ def main() -> None:
     write_evaluation(predictions, evaluation, results, policy)
     evaluation.headline().write(METRICS)
     curves, points = tradeoff(
-        scores(val_table, val_ages, val_heads), scores(test_table, test_ages, test_heads)
+        scores(val_table, val_ages, val_heads),
+        scores(test_table, test_ages, test_heads),
+        policy.max_teen_pass_rate,
     )
     write_tradeoff(curves, points, results)
     c25 = evaluation.challenge25

@@ -51,7 +51,7 @@ def _fingerprint(params: Params, paths: MemberPaths, trainer: Trainer) -> str:
     (this script and the package) and its libraries, the global batch."""
     code = [Path(__file__), *Path("agecheck").rglob("*.py")]
     files = [paths.backbone, *paths.features.iterdir(), *Path("data/faces").iterdir(), *code]
-    settings = {name: getattr(params, name).model_dump() for name in ("train", "align")}
+    settings = {"train": params.member_train(paths.name).model_dump(), "align": params.align.model_dump()}
     settings["member"] = params.member(paths.name).model_dump()
     settings |= {"tensorflow": tf.__version__, "keras": keras.__version__, "run": trainer.digest}
     return inputs_fingerprint(settings, files)
@@ -67,7 +67,7 @@ def _log_epoch(live: Live, logs: dict[str, float]) -> None:
 @exit_on_error
 def main(name: str) -> None:
     params, paths = load_params(), MemberPaths(name)
-    member, cfg = params.member(name), params.train
+    member, cfg = params.member(name), params.member_train(name)
     size, cut = member.image_size, member.cut_block
     full = cfg.mode == "full"
     cluster = read_cluster()

@@ -94,6 +94,21 @@ def test_a_saved_ensemble_loads_where_only_the_wrapper_is_imported(tmp_path: Pat
     assert "age_probs" in done.stdout
 
 
+def test_a_member_trains_with_its_own_train_keys() -> None:
+    raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    name = next(iter(raw["model"]["members"]))
+    raw["model"]["members"][name]["train"] = {"epochs": 3, "lr": 0.01}
+    params = parse_params(raw)
+    assert params.member_train(name).epochs == 3 and params.member_train(name).lr == 0.01
+    assert params.member_train(name).batch_size == params.train.batch_size
+    raw["model"]["members"][name]["train"] = {"epoch": 3}
+    with pytest.raises(AgecheckError, match="unknown train keys epoch"):
+        parse_params(raw)
+    raw["model"]["members"][name]["train"] = {"epochs": 0}
+    with pytest.raises(AgecheckError, match=rf"model.members.{name}.train: epochs"):
+        parse_params(raw)
+
+
 def test_a_member_crop_larger_than_the_till_crop_is_refused() -> None:
     raw = yaml.safe_load(DEFAULT_PARAMS.read_text())
     raw["align"]["face_scale"] = 0.5

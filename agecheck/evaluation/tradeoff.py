@@ -3,7 +3,7 @@ adults 25+ asked for ID, over every cut; and one operating point per rule, chose
 
 Rule ``threshold`` asks for ID when the estimated age is under a cut (years); rule ``heads`` when the
 model's under-25 head gives P(age < 25) at least a cut. Each rule's operating point is the cut that
-asks the fewest adults on the validation photos while serving at most :data:`TEENS_SERVED_TARGET` of
+asks the fewest adults on the validation photos while serving at most ``policy.max_teen_pass_rate`` of
 their 13-17-year-olds; the test photos then say what it costs (never used to choose). The rule with
 the fewer adults asked on val is the one to use (``policy.rule``).
 """
@@ -21,8 +21,6 @@ from scipy.stats import beta
 from agecheck.config import CHALLENGE_AGE
 from agecheck.outputs import write_json
 
-#: The target for 13-17-year-olds served without ID (issue 26: at most 3%, val and test).
-TEENS_SERVED_TARGET = 0.03
 TEEN_AGES = (13, 18)
 #: The cuts of each rule: thresholds in years, probabilities of being under 25.
 CUTS = {"threshold": np.arange(18.0, 40.01, 0.25), "heads": np.round(np.arange(0.02, 0.981, 0.01), 2)}
@@ -79,20 +77,20 @@ def curve(scores: dict[str, Scores], rules: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rule", "cut", "split", "teens_served", "adults_asked"])
 
 
-def operating_point(val: Scores, test: Scores, rule: str) -> dict[str, Any]:
+def operating_point(val: Scores, test: Scores, rule: str, target: float) -> dict[str, Any]:
     """The cut chosen on val (fewest adults asked with at most the target of teens served), and what it
     does on val, on test, on val and test's teens together, and to the adults of each test group."""
     best: tuple[float, float] | None = None
     for cut in CUTS[rule]:
         teens, adults = rates(val, rule, float(cut))
-        allowed = teens["rate"] is not None and teens["rate"] <= TEENS_SERVED_TARGET
+        allowed = teens["rate"] is not None and teens["rate"] <= target
         if allowed and (best is None or adults["rate"] < best[1]):
             best = (float(cut), adults["rate"])
     if best is None:
         return {
             "rule": rule,
             "cut": None,
-            "reason": f"no cut serves <= {TEENS_SERVED_TARGET:.0%} of val's teens",
+            "reason": f"no cut serves <= {target:.0%} of val's teens",
         }
     cut = best[0]
     point: dict[str, Any] = {"rule": rule, "cut": cut}
@@ -114,14 +112,14 @@ def operating_point(val: Scores, test: Scores, rule: str) -> dict[str, Any]:
     return point
 
 
-def tradeoff(val: Scores, test: Scores) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The curves and the operating points of both rules (``heads`` only when the model has the head),
-    with the rule that asks fewer adults on val."""
+def tradeoff(val: Scores, test: Scores, target: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The curves and the operating points of both rules (``heads`` only when the model has the head)
+    for at most ``target`` of val's 13-17-year-olds served, with the rule that asks fewer adults on val."""
     rules = ("threshold", "heads") if val.p_under_25 is not None else ("threshold",)
-    points = {rule: operating_point(val, test, rule) for rule in rules}
+    points = {rule: operating_point(val, test, rule, target) for rule in rules}
     chosen = [r for r in rules if points[r]["cut"] is not None]
     best = min(chosen, key=lambda r: points[r]["val"]["adults_asked"]["rate"]) if chosen else None
-    summary = {"teens_served_target": TEENS_SERVED_TARGET, "best_on_val": best, "rules": points}
+    summary = {"teens_served_target": target, "best_on_val": best, "rules": points}
     return curve({"val": val, "test": test}, rules), summary
 
 
