@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agecheck.config import load_params
+from agecheck.config import CHALLENGE_AGE, load_params
 from agecheck.errors import exit_on_error
 from agecheck.evaluation.evaluate import (
     evaluate_predictions,
@@ -17,7 +17,7 @@ from agecheck.evaluation.evaluate import (
 from agecheck.evaluation.predict import predict_split
 from agecheck.evaluation.results import TillCheck
 from agecheck.evaluation.till_check import till_metrics
-from agecheck.evaluation.tradeoff import scores, tradeoff, write_tradeoff
+from agecheck.evaluation.tradeoff import point_rates, scores, tradeoff, write_tradeoff
 from agecheck.faces.table import read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.outputs import fresh_dir
@@ -47,13 +47,27 @@ def main() -> None:
     results = fresh_dir(RESULTS)
     validation.to_csv(results / "val_predictions.csv", index=False)
     write_evaluation(predictions, evaluation, results, policy)
-    evaluation.headline().write(METRICS)
-    curves, points = tradeoff(
+    val_scores, test_scores = (
         scores(val_table, val_ages, val_heads),
         scores(test_table, test_ages, test_heads),
-        policy.max_teen_pass_rate,
     )
+    curves, points = tradeoff(val_scores, test_scores, policy.max_teen_pass_rate)
     write_tradeoff(curves, points, results)
+    headline = evaluation.headline()
+    if policy.rule == "heads" and policy.threshold == CHALLENGE_AGE and test_scores.p_under_25 is not None:
+        # the till decides on the under-25 head: the headline's two rates are that rule's
+        till_rule = point_rates(val_scores, test_scores, "heads", policy.heads_cut)
+        headline = headline.model_copy(
+            update={
+                "teens_served": till_rule["teens_served_val_test"]["rate"],
+                "adults_asked": till_rule["test"]["adults_asked"]["rate"],
+            }
+        )
+        print(
+            f"evaluate: the till's rule, heads at {policy.heads_cut:g}: 13-17 served (val + test) "
+            f"{headline.teens_served}, adults 25+ asked (test) {headline.adults_asked}"
+        )
+    headline.write(METRICS)
     c25 = evaluation.challenge25
     print(f"evaluate: test {summary_line(evaluation)} -> {METRICS}")
     print(

@@ -92,7 +92,12 @@ def operating_point(val: Scores, test: Scores, rule: str, target: float) -> dict
             "cut": None,
             "reason": f"no cut serves <= {target:.0%} of val's teens",
         }
-    cut = best[0]
+    return point_rates(val, test, rule, best[0])
+
+
+def point_rates(val: Scores, test: Scores, rule: str, cut: float) -> dict[str, Any]:
+    """What ``rule`` at ``cut`` does on val, on test, on val and test's teens together, and to the
+    adults of each test group."""
     point: dict[str, Any] = {"rule": rule, "cut": cut}
     for name, s in (("val", val), ("test", test)):
         teens, adults = rates(s, rule, cut)
