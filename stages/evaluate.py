@@ -52,11 +52,10 @@ def main() -> None:
         scores(test_table, test_ages, test_heads),
     )
     curves, points = tradeoff(val_scores, test_scores, policy.max_teen_pass_rate)
-    write_tradeoff(curves, points, results)
     headline = evaluation.headline()
     if policy.rule == "heads" and policy.threshold == CHALLENGE_AGE and test_scores.p_under_25 is not None:
         # the till decides on the under-25 head: the headline's two rates are that rule's
-        till_rule = point_rates(val_scores, test_scores, "heads", policy.heads_cut)
+        till_rule = points["till"] = point_rates(val_scores, test_scores, "heads", policy.heads_cut)
         headline = headline.model_copy(
             update={
                 "teens_served": till_rule["teens_served_val_test"]["rate"],
@@ -68,6 +67,7 @@ def main() -> None:
             f"{headline.teens_served}, adults 25+ asked (test) {headline.adults_asked}"
         )
     headline.write(METRICS)
+    write_tradeoff(curves, points, results)
     c25 = evaluation.challenge25
     print(f"evaluate: test {summary_line(evaluation)} -> {METRICS}")
     print(

@@ -31,7 +31,7 @@ def main() -> None:
     tradeoff_file = RESULTS / "tradeoff.json"
     tradeoff = json.loads(tradeoff_file.read_text(encoding="utf-8")) if tradeoff_file.is_file() else {}
     REPORT.write_text(build_report(evaluation, predictions, linked, peer, tradeoff), encoding="utf-8")
-    build_page(evaluation, figures, footer=provenance(LOCK)).write(PAGE)
+    build_page(evaluation, figures, footer=provenance(LOCK), tradeoff=tradeoff).write(PAGE)
     print(f"report: {REPORT}, {PAGE}")
 
 

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -238,8 +239,33 @@ def groups(page: Page, evaluation: Evaluation, legal_age: float) -> None:
         page.table(pd.DataFrame([row(name, g) for name, g in table.items()]), caption=f"By {column}")
 
 
-def build_page(evaluation: Evaluation, figures: Sequence[tuple[Path, str]], footer: str = "") -> Page:
-    """The report page; ``figures`` are (PNG file, caption) pairs, embedded in the page."""
+def till_rule(page: Page, tradeoff: dict[str, Any]) -> None:
+    """How the till decides when it is not a threshold on the age: the under-25 check, with its cost."""
+    rule = tradeoff.get("till")
+    if not rule:
+        return
+    test, both = rule["test"], rule["teens_served_val_test"]
+    page.heading("How the till decides")
+    page.paragraph(
+        f"The till does not ask for ID on the estimated age alone: the model also has a check trained to "
+        f"tell whether a customer is under 25, and the till asks for ID when that check gives "
+        f"**{percent(rule['cut'], 0)} or more**. Chosen on the validation photos to serve as few "
+        f"13-17-year-olds as possible for the fewest ID checks, on the photos never used to train or choose "
+        f"it that serves **{round(both['rate'] * both['count'])} of "
+        f"the {both['count']} 13-17-year-olds** ({percent(both['rate'])}) and asks "
+        f"**{percent(test['adults_asked']['rate'])} of customers aged 25 or older** for ID. The figures "
+        "below are for a plain threshold on the estimated age, for comparison."
+    )
+
+
+def build_page(
+    evaluation: Evaluation,
+    figures: Sequence[tuple[Path, str]],
+    footer: str = "",
+    tradeoff: dict[str, Any] | None = None,
+) -> Page:
+    """The report page; ``figures`` are (PNG file, caption) pairs, embedded in the page; ``tradeoff`` the
+    evaluate stage's operating points (``tradeoff.json``: how the till decides, when by the heads)."""
     c25 = evaluation.challenge25
     page = Page(
         TITLE,
@@ -247,6 +273,7 @@ def build_page(evaluation: Evaluation, figures: Sequence[tuple[Path, str]], foot
         footer=footer,
     )
     page.note(recommendation(c25))
+    till_rule(page, tradeoff or {})
     accuracy(page, evaluation)
     minors(page, c25)
     comparison(page, c25)
