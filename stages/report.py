@@ -27,7 +27,7 @@ def main() -> None:
     predictions = pd.read_csv(RESULTS / PREDICTIONS, dtype={"id": str})
     figures = [(RESULTS / name, caption) for name, caption in FIGURES if (RESULTS / name).is_file()]
     linked = [(path.relative_to(REPORT.parent).as_posix(), caption) for path, caption in figures]
-    peer = json.loads(PEER.read_text(encoding="utf-8"))
+    peer = json.loads(PEER.read_text(encoding="utf-8")) if PEER.is_file() else {}
     tradeoff_file = RESULTS / "tradeoff.json"
     tradeoff = json.loads(tradeoff_file.read_text(encoding="utf-8")) if tradeoff_file.is_file() else {}
     REPORT.write_text(build_report(evaluation, predictions, linked, peer, tradeoff), encoding="utf-8")

@@ -4,6 +4,7 @@ image is there and nothing is fetched."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -114,22 +115,28 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert os.listdir(path.parent) == ["page.html"]  # and no temporary is left
 
 
-def _committed_report() -> str:
-    """The report page of the committed evaluation."""
+def _committed_report(tradeoff: bool = True) -> str:
+    """The report page of the committed evaluation (as the stage writes it: with the till's rule)."""
     figures = [(RESULTS / name, caption) for name, caption in FIGURES]
-    return build_page(Evaluation.read(RESULTS / DETAILS), figures, footer=FOOTER).html()
+    rules = json.loads((RESULTS / "tradeoff.json").read_text(encoding="utf-8")) if tradeoff else None
+    return build_page(Evaluation.read(RESULTS / DETAILS), figures, footer=FOOTER, tradeoff=rules).html()
 
 
 def test_the_report_page_says_the_committed_numbers_in_plain_words() -> None:
     html = _committed_report()
-    assert "<strong>on average the estimate is off by 5.3 years</strong>" in html
+    assert "<strong>on average the estimate is off by 4.7 years</strong>" in html
     assert "<strong>0.09% of 13-17-year-olds</strong> (about 1 in 1,100)" in html
     assert (
-        "<strong>22 of the 188 13-17-year-olds</strong> in the validation and test photos together (11.7%)"
+        "<strong>12 of the 188 13-17-year-olds</strong> in the validation and test photos together (6.4%)"
         in html
     )
-    assert "ask for ID when the estimate is under 28.2, not 25." in html
-    assert "about 165 more ID checks per 1,000" in html and "<td>113</td><td>278</td>" in html
+    assert (
+        "<strong>The till asks for ID when the model&#x27;s under-25 check gives 28% or more</strong>" in html
+    )
+    assert "this serves 7 of the 188 13-17-year-olds (3.7%) and asks 15.0% of customers aged 25" in html
+    assert "<td>88</td><td>100</td>" in html  # ID checks per 1,000 adults: ask under 25, under 25.3
+    plain = _committed_report(tradeoff=False)  # a till deciding on the estimated age
+    assert "ask for ID when the estimate is under 25.3, not 25." in plain and "under-25 check" not in plain
     text = re.sub(r"data:image/png;base64,[^\"]+", "", html)
     assert "MAE" not in text and "val_" not in text  # no jargon
     assert html.count("<img ") == len(FIGURES) and FOOTER in html
@@ -183,6 +190,7 @@ def test_the_footer_names_the_model_of_the_lock(tmp_path: Path) -> None:
 
 def test_the_stage_writes_both_reports(tmp_path: Path) -> None:
     shutil.copytree(RESULTS, tmp_path / "metrics" / "evaluate")
+    shutil.copy(ROOT / "metrics" / "peer.json", tmp_path / "metrics" / "peer.json")
     shutil.copy(ROOT / "dvc.lock", tmp_path / "dvc.lock")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

@@ -239,22 +239,20 @@ def groups(page: Page, evaluation: Evaluation, legal_age: float) -> None:
         page.table(pd.DataFrame([row(name, g) for name, g in table.items()]), caption=f"By {column}")
 
 
-def till_rule(page: Page, tradeoff: dict[str, Any]) -> None:
-    """How the till decides when it is not a threshold on the age: the under-25 check, with its cost."""
+def till_rule(tradeoff: dict[str, Any]) -> str | None:
+    """How the till decides when it is not a threshold on the age (the under-25 check), with what it
+    costs; None when the till decides on the estimated age (the recommendation box says that then)."""
     rule = tradeoff.get("till")
     if not rule:
-        return
+        return None
     test, both = rule["test"], rule["teens_served_val_test"]
-    page.heading("How the till decides")
-    page.paragraph(
-        f"The till does not ask for ID on the estimated age alone: the model also has a check trained to "
-        f"tell whether a customer is under 25, and the till asks for ID when that check gives "
-        f"**{percent(rule['cut'], 0)} or more**. Chosen on the validation photos to serve as few "
-        f"13-17-year-olds as possible for the fewest ID checks, on the photos never used to train or choose "
-        f"it that serves **{round(both['rate'] * both['count'])} of "
-        f"the {both['count']} 13-17-year-olds** ({percent(both['rate'])}) and asks "
-        f"**{percent(test['adults_asked']['rate'])} of customers aged 25 or older** for ID. The figures "
-        "below are for a plain threshold on the estimated age, for comparison."
+    return (
+        f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or more**, "
+        "not on the estimated age alone. Chosen on the validation photos to serve as few 13-17-year-olds "
+        "as possible for the fewest ID checks, on the photos never used to train or choose it this serves "
+        f"{round(both['rate'] * both['count'])} of the {both['count']} 13-17-year-olds "
+        f"({percent(both['rate'])}) and asks {percent(test['adults_asked']['rate'])} of customers aged 25 "
+        "or older for ID. The figures below are for a plain threshold on the estimated age, for comparison."
     )
 
 
@@ -272,8 +270,7 @@ def build_page(
         f"Results on {evaluation.count:,} test photos that were never used to train or tune the model",
         footer=footer,
     )
-    page.note(recommendation(c25))
-    till_rule(page, tradeoff or {})
+    page.note(till_rule(tradeoff or {}) or recommendation(c25))
     accuracy(page, evaluation)
     minors(page, c25)
     comparison(page, c25)
