@@ -33,6 +33,7 @@ TINY = {
                 "image_size": 32,
                 "cut_block": 13,
                 "face_scale": 0.8,
+                "train": {},
             }
         },
     },
@@ -129,7 +130,10 @@ def test_metrics_file_has_the_required_keys(repo: Path) -> None:
     assert whole["faces_found"] == 1.0 and 0 < whole["photos"] < 40  # the test split's photos of "two"
     assert frames["photos"] == details["count"] and frames["by_source"]["two"]["faces_found"] == 1.0
     saved = json.loads((repo / "models/age_model.json").read_text())
-    assert saved["outputs"] == ["age", "age_probs"] and saved["input_size"] == 32
+    assert saved["outputs"] == ["age", "age_probs", "p_under_18", "p_under_25"] and saved["input_size"] == 32
+    assert set(saved["heads"]) == {"18", "25"}  # the under-age heads, chosen and calibrated on val
+    tradeoff = json.loads((repo / "metrics/evaluate/tradeoff.json").read_text())
+    assert set(tradeoff["rules"]) == {"threshold", "heads"}
     report = (repo / "metrics/report.md").read_text()
     assert "Minors served without ID" in report and "(evaluate/challenge25_rates.png)" in report
     assert (repo / "metrics/report.html").stat().st_size > 1000
@@ -256,7 +260,12 @@ def test_workers_with_other_params_stop_at_once(repo: Path, tmp_path: Path) -> N
 def test_bad_tf_config_is_one_line(repo: Path) -> None:
     env = {**os.environ, "TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"index": 0}}'}
     done = subprocess.run(
-        [sys.executable, "stages/train.py"], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "stages/train.py", MEMBER],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert (
@@ -270,7 +279,7 @@ def test_experiment_changes_only_training(repo: Path) -> None:
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline", check=False)
     done = run(repo, "dvc", "exp", "run", "-S", "train.lr=0.001", "-n", "faster")
-    assert "Running stage 'train'" in done.stdout
-    assert "Running stage 'features'" not in done.stdout
+    assert f"Running stage 'train@{MEMBER}'" in done.stdout
+    assert "Running stage 'features@" not in done.stdout
     assert "faster" in run(repo, "dvc", "exp", "show", "--csv").stdout
     assert "mae" in run(repo, "dvc", "metrics", "diff", "HEAD", "faster").stdout

@@ -246,6 +246,12 @@ def till_rule(tradeoff: dict[str, Any]) -> str | None:
     if not rule:
         return None
     test, both = rule["test"], rule["teens_served_val_test"]
+    if both["rate"] is None or test["adults_asked"]["rate"] is None:
+        return (
+            f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or "
+            "more**, not on the estimated age alone; the test photos have too few teens or adults to say "
+            "what that costs."
+        )
     return (
         f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or more**, "
         "not on the estimated age alone. Chosen on the validation photos to serve as few 13-17-year-olds "

@@ -74,7 +74,8 @@ def curve(scores: dict[str, Scores], rules: tuple[str, ...]) -> pd.DataFrame:
             for split, s in scores.items():
                 teens, adults = rates(s, rule, float(cut))
                 rows.append((rule, float(cut), split, teens["rate"], adults["rate"]))
-    return pd.DataFrame(rows, columns=["rule", "cut", "split", "teens_served", "adults_asked"])
+    table = pd.DataFrame(rows, columns=["rule", "cut", "split", "teens_served", "adults_asked"])
+    return table.astype({"teens_served": float, "adults_asked": float})  # None (no such photos): NaN
 
 
 def operating_point(val: Scores, test: Scores, rule: str, target: float) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def operating_point(val: Scores, test: Scores, rule: str, target: float) -> dict
     best: tuple[float, float] | None = None
     for cut in CUTS[rule]:
         teens, adults = rates(val, rule, float(cut))
-        allowed = teens["rate"] is not None and teens["rate"] <= target
+        allowed = teens["rate"] is not None and adults["rate"] is not None and teens["rate"] <= target
         if allowed and (best is None or adults["rate"] < best[1]):
             best = (float(cut), adults["rate"])
     if best is None:
@@ -156,8 +157,11 @@ def write_tradeoff(curves: pd.DataFrame, summary: dict[str, Any], out_dir: Path)
             100 * rows["adults_asked"], 100 * rows["teens_served"], style, label=f"{rule} rule, {split}"
         )
     for rule, point in summary["rules"].items():
-        if point["cut"] is not None:
-            test = point["test"]
+        test = point.get("test", {})
+        if point["cut"] is not None and None not in (
+            test["adults_asked"]["rate"],
+            test["teens_served"]["rate"],
+        ):
             x, y = 100 * test["adults_asked"]["rate"], 100 * test["teens_served"]["rate"]
             axes.plot(x, y, "o", color="black")
             axes.annotate(f"{rule} {point['cut']:g}", (x, y), textcoords="offset points", xytext=(5, 5))
