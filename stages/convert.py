@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.model.backbones.registry import build_backbone
 from agecheck.model.saving import save_keras
-from agecheck.training.members import MemberPaths, member_argument
+from agecheck.training.members import MemberPaths
 
 
 @exit_on_error
@@ -18,4 +20,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(member_argument(__doc__))
+    main(sys.argv[1])

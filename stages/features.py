@@ -3,6 +3,7 @@ once on every split and cache their outputs."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from agecheck.errors import exit_on_error
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.outputs import fresh_dir
 from agecheck.training.features import extract
-from agecheck.training.members import MemberPaths, member_argument
+from agecheck.training.members import MemberPaths
 
 
 @exit_on_error
@@ -44,4 +45,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(member_argument(__doc__))
+    main(sys.argv[1])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from agecheck.training.batches import Examples
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.determinism import make_deterministic
 from agecheck.training.distribution import read_cluster, training_strategy
-from agecheck.training.members import MemberPaths, member_argument
+from agecheck.training.members import MemberPaths
 from agecheck.training.trainer import AgeNet, Trainer
 
 
@@ -119,4 +120,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(member_argument(__doc__))
+    main(sys.argv[1])

@@ -43,13 +43,3 @@ class MemberPaths:
     def live(self) -> Path:
         """DVCLive's folder: the member's training curves and summary."""
         return Path("metrics/train") / self.name
-
-
-def member_argument(description: str | None) -> str:
-    """The member a per-member stage runs for (``python stages/train.py dlib``); a usage line, not a
-    traceback, without one."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("member", help="a key of model.members in params.yaml")
-    return parser.parse_args().member
