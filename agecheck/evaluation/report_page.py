@@ -256,7 +256,7 @@ def till_rule(tradeoff: dict[str, Any]) -> str | None:
         f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or more**, "
         "not on the estimated age alone. Chosen on the validation photos to serve as few 13-17-year-olds "
         "as possible for the fewest ID checks, on the photos never used to train or choose it this serves "
-        f"{round(both['rate'] * both['count'])} of the {both['count']} 13-17-year-olds "
+        f"{both['hits']} of the {both['count']} 13-17-year-olds "
         f"({percent(both['rate'])}) and asks {percent(test['adults_asked']['rate'])} of customers aged 25 "
         "or older for ID. The figures below are for a plain threshold on the estimated age, for comparison."
     )

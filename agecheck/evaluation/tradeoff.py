@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
 
 from agecheck.config import CHALLENGE_AGE
+from agecheck.evaluation.challenge25 import Rate
 from agecheck.outputs import write_json
 
 TEEN_AGES = (13, 18)
@@ -45,14 +45,10 @@ class Scores:
 
 
 def _rate(hits: np.ndarray) -> dict[str, Any]:
-    """Share, count and the 95% (Clopper-Pearson) upper bound of the share."""
-    count, k = int(hits.size), int(hits.sum())
-    upper = float(beta.ppf(0.95, k + 1, count - k)) if count > 0 and k < count else 1.0 if count else None
-    return {
-        "rate": round(k / count, 4) if count else None,
-        "count": count,
-        "upper95": upper and round(upper, 4),
-    }
+    """Share, counts and the upper end of its 95% Wilson interval (:class:`Rate`, as every other
+    rate of the evaluation)."""
+    rate = Rate(int(hits.sum()), int(hits.size))
+    return {"rate": rate.value, "hits": rate.hits, "count": rate.count, "upper95": rate.upper95}
 
 
 def _teens(ages: np.ndarray) -> np.ndarray:
