@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 #: The README's recovery after Ctrl-C in the workspace: the committed params, lock and metrics, then the
 #: outputs dvc.lock records, from the cache.
-RECOVER = "git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout"
+RECOVER = "rm -f params.yaml dvc.lock && git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout"
 
 TRAIN = """import os, sys, time, yaml
 if "TRAIN_STARTED" in os.environ:  # where the test waits for it
