@@ -46,8 +46,15 @@ def checksums(*roots: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}
 
 
+def _entries(gitignore: Path) -> str:
+    """The entries of a ``.gitignore`` DVC keeps, sorted: DVC appends an output's entry when its stage
+    ends, and ``split`` and ``faces`` (neither needs the other) run in either order."""
+    return "\n".join(sorted(gitignore.read_text().splitlines()))
+
+
 def outputs(repo: Path) -> dict[str, str]:
     sums = checksums(*(repo / name for name in OUTPUTS))
+    sums |= {str(path): _entries(Path(path)) for path in sums if Path(path).name == ".gitignore"}
     found = json.loads((repo / "metrics/faces.json").read_text())["faces_found"]
     return {"faces_found": json.dumps(found)} | {
         str(Path(path).relative_to(repo)): digest for path, digest in sums.items()
