@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from agecheck.config import load_params
 from agecheck.errors import exit_on_error
 from agecheck.model.backbones.registry import build_backbone
 from agecheck.model.saving import save_keras
-from agecheck.training.members import MemberPaths
+from agecheck.training.members import MemberPaths, member_argument
 
 
 @exit_on_error
@@ -20,4 +18,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(member_argument(__doc__))

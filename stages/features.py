@@ -3,7 +3,6 @@ once on every split and cache their outputs."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from agecheck.errors import exit_on_error
 from agecheck.faces.table import model_inputs, read_faces
 from agecheck.outputs import fresh_dir
 from agecheck.training.features import extract
-from agecheck.training.members import MemberPaths
+from agecheck.training.members import MemberPaths, member_argument
 
 
 @exit_on_error
@@ -45,4 +44,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(member_argument(__doc__))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from agecheck.training.batches import Examples
 from agecheck.training.checkpoints import EpochCheckpoints, inputs_fingerprint
 from agecheck.training.determinism import make_deterministic
 from agecheck.training.distribution import read_cluster, training_strategy
-from agecheck.training.members import MemberPaths
+from agecheck.training.members import MemberPaths, member_argument
 from agecheck.training.trainer import AgeNet, Trainer
 
 
@@ -120,4 +119,4 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(member_argument(__doc__))

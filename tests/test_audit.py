@@ -20,11 +20,12 @@ from agecheck.audit.cashiers import (
     TOO_FEW,
     cashier_table,
     greater_share_p,
-    wilson_interval,
+    till_asked,
 )
 from agecheck.audit.run import audit_sales, write_audit
 from agecheck.audit.sales import SALES_COLUMNS
 from agecheck.data.images import read_photo
+from agecheck.intervals import wilson_interval
 from agecheck.model.age_model import AgeModel
 from agecheck.till.estimates_log import EstimatesLog, Sale, log_entry
 from agecheck.till.pipeline import FaceResult, Till
@@ -181,7 +182,7 @@ def test_too_few_sales_are_marked_and_never_flagged() -> None:
     """B6 sold to 12 young customers, none checked: a share of 100%, but too few to judge; and a store
     whose other cashiers have too few makes its cashiers too few as well."""
     month = month_of([*STANDARD, Cashier("C", "C1", 80, 80), Cashier("C", "C2", 20, 0)])
-    table = cashier_table(sales_frame(month), POLICY, CONFIG).set_index("cashier")
+    table = cashier_table(*_with_asked(sales_frame(month)), CONFIG).set_index("cashier")
     assert table.loc["B6", "unchecked_share"] == 1.0
     assert (table.loc[["B6", "C1", "C2"], "status"] == TOO_FEW).all()
     assert table.loc[["B6", "C1", "C2"], ["p_value", "q_value"]].isna().all().all()
@@ -200,10 +201,15 @@ def sales_frame(month: Month) -> pd.DataFrame:
     return table
 
 
+def _with_asked(sales: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The sales and whether the till asked for ID for each: :func:`cashier_table`'s inputs."""
+    return sales, till_asked(sales, POLICY)
+
+
 def test_benjamini_hochberg_is_applied() -> None:
     """S1 has a p value under 0.05, but among 20 cashiers tested its q value is over 0.05: not flagged."""
     cashiers = [Cashier("S", "S1", 60, 24)] + [Cashier("S", f"S{k}", 60, 15) for k in range(2, 21)]
-    table = cashier_table(sales_frame(month_of(cashiers)), POLICY, CONFIG).set_index("cashier")
+    table = cashier_table(*_with_asked(sales_frame(month_of(cashiers))), CONFIG).set_index("cashier")
     assert table.loc["S1", "p_value"] < 0.05 < table.loc["S1", "q_value"]
     assert table.loc["S1", "status"] == NOT_FLAGGED
     expected = stats.false_discovery_control(table["p_value"].to_numpy(), method="bh")

@@ -16,10 +16,9 @@ from scipy import stats
 
 from agecheck.audit.sales import REASON
 from agecheck.config import AuditConfig, PolicyConfig
+from agecheck.intervals import wilson_interval
 from agecheck.till.policy import asks_for_id
 
-#: 95% two-sided normal quantile, for the Wilson interval.
-Z95 = float(stats.norm.ppf(0.975))
 FLAGGED = "flagged"
 NOT_FLAGGED = "not flagged"
 TOO_FEW = "too few sales"
@@ -32,17 +31,6 @@ COLUMNS = (
     *("others_under_threshold", "others_unchecked", "others_share"),
     *("p_value", "q_value", "status"),
 )
-
-
-def wilson_interval(k: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score interval of the share ``k / n`` (NaN where ``n`` is 0): unlike share ± z x SE
-    it stays inside 0..1 and keeps its coverage at small counts and shares near 0 or 1."""
-    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = k / n
-        centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
-        half = z / (1 + z**2 / n) * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2))
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
 def greater_share_p(k: np.ndarray, n: np.ndarray, k_others: np.ndarray, n_others: np.ndarray) -> np.ndarray:
@@ -60,14 +48,15 @@ def till_asked(sales: pd.DataFrame, policy: PolicyConfig) -> np.ndarray:
     return asks_for_id(sales["estimate"].to_numpy(float), under, policy)
 
 
-def cashier_table(sales: pd.DataFrame, policy: PolicyConfig, config: AuditConfig) -> pd.DataFrame:
+def cashier_table(sales: pd.DataFrame, asked: np.ndarray, config: AuditConfig) -> pd.DataFrame:
     """One row per store and cashier with alcohol sales (:data:`COLUMNS`), flagged ones first.
 
     ``sales``: the alcohol sales with ``store``, ``cashier``, ``id_checked``, ``estimate`` and
-    ``reason``. A cashier with fewer than ``config.min_sales`` under-threshold sales, or in a store
-    whose other cashiers have fewer, is "too few sales": no test, no flag.
+    ``reason``; ``asked``: whether the till asked for ID for each of them (:func:`till_asked`). A
+    cashier with fewer than ``config.min_sales`` under-threshold sales, or in a store whose other
+    cashiers have fewer, is "too few sales": no test, no flag.
     """
-    under = till_asked(sales, policy)
+    under = np.asarray(asked, dtype=bool)
     counts = pd.DataFrame(
         {
             "store": sales["store"].to_numpy(),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from agecheck.audit.cashiers import FLAGGED, NOT_FLAGGED, TOO_FEW, cashier_table, till_asked
@@ -64,6 +65,7 @@ def read_calibration(path: Path | None, required: bool) -> tuple[float | None, s
 def _summary(
     sales: pd.DataFrame,
     alcohol: pd.DataFrame,
+    asked: np.ndarray,
     cashiers: pd.DataFrame,
     policy: PolicyConfig,
     config: AuditConfig,
@@ -73,7 +75,7 @@ def _summary(
 ) -> dict[str, Any]:
     reasons = alcohol[REASON].replace("", OK).value_counts()
     unchecked = (alcohol["id_checked"] == 0) & alcohol["estimate"].notna()
-    under = unchecked & till_asked(alcohol, policy)
+    under = unchecked & asked
     status = cashiers["status"].value_counts()
     rate, source = calibration
     flagged = int(status.get(FLAGGED, 0))
@@ -117,9 +119,11 @@ def audit_sales(
     list (default ``config.review``); ``calibration``: the model's ``adult_asked_rate`` and its source
     (:func:`read_calibration`); ``simulation``: the sales are made up (said on the page)."""
     alcohol = sales[(sales["alcohol"] == 1).to_numpy()]
-    cashiers = cashier_table(alcohol[(alcohol[REASON] != NO_CASHIER).to_numpy()], policy, config)
+    asked = till_asked(alcohol, policy)
+    with_cashier = (alcohol[REASON] != NO_CASHIER).to_numpy()
+    cashiers = cashier_table(alcohol[with_cashier], asked[with_cashier], config)
     listed = review_list(alcohol, cashiers, config.review if review is None else review)
-    summary = _summary(sales, alcohol, cashiers, policy, config, len(listed), calibration, simulation)
+    summary = _summary(sales, alcohol, asked, cashiers, policy, config, len(listed), calibration, simulation)
     return Audit(cashiers, listed, summary)
 
 

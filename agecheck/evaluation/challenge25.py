@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import binomtest
 
 from agecheck.config import PolicyConfig
 from agecheck.evaluation.results import Challenge25, Group, NoSafeThreshold, Rates, SafeThreshold, TeenRate
+from agecheck.intervals import wilson_interval
 
 DECIMALS = 4
 #: Thresholds of the rate curves (years).
@@ -50,7 +50,7 @@ class Rate:
         """Upper end of the 95% Wilson interval of the rate (None for an empty group)."""
         if self.count == 0:
             return None
-        return round(float(binomtest(self.hits, self.count).proportion_ci(method="wilson").high), DECIMALS)
+        return round(float(wilson_interval(self.hits, self.count)[1]), DECIMALS)
 
 
 def _arrays(true: ArrayLike, predicted: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

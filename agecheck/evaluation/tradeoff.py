@@ -20,6 +20,7 @@ import pandas as pd
 from agecheck.config import CHALLENGE_AGE
 from agecheck.evaluation.challenge25 import Rate
 from agecheck.outputs import write_json
+from agecheck.till.policy import asks_under
 
 TEEN_AGES = (13, 18)
 #: The cuts of each rule: thresholds in years, probabilities of being under 25.
@@ -38,10 +39,9 @@ class Scores:
     groups: pd.DataFrame
 
     def asked(self, rule: str, cut: float) -> np.ndarray:
-        if rule == "threshold":
-            return self.estimates < cut
-        assert self.p_under_25 is not None
-        return self.p_under_25 >= cut
+        """Whether the till would ask for ID, per photo, under ``rule`` at ``cut``."""
+        threshold = cut if rule == "threshold" else CHALLENGE_AGE
+        return asks_under(rule, self.estimates, self.p_under_25, threshold, cut)
 
 
 def _rate(hits: np.ndarray) -> dict[str, Any]:

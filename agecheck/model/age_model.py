@@ -12,6 +12,7 @@ age). A model without it gets the estimate ± its validation MAE (``val_mae`` in
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,8 @@ class AgeModel:
             )
         self.has_distribution = AGE_PROBS in self.outputs
         #: The ages of the model's under-age heads (outputs ``p_under_AGE``), by output name.
-        self.head_ages = {
-            name: int(name.removeprefix(P_UNDER.format(age="")))
-            for name in self.outputs
-            if name.startswith(P_UNDER.format(age="")) and name.removeprefix(P_UNDER.format(age="")).isdigit()
-        }
+        heads = (re.fullmatch(P_UNDER.format(age=r"(\d+)"), name) for name in self.outputs)
+        self.head_ages = {head.group(0): int(head.group(1)) for head in heads if head}
 
     @staticmethod
     def save(model: Any, path: Path, input_size: int, info: dict[str, Any] | None = None) -> None:
@@ -160,6 +158,10 @@ class AgeModel:
         parts = [self._run(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
         return {name: np.concatenate([part[name] for part in parts]) for name in self.outputs}
 
+    def _heads(self, outputs: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+        """The under-age heads' probabilities in ``outputs``, by age."""
+        return {age: outputs[name].reshape(-1) for name, age in self.head_ages.items()}
+
     def warm_up(self, batch_size: int = 64) -> None:
         """Compile the model for every batch shape up to ``batch_size`` (done once, before serving)."""
         for power in range((batch_size - 1).bit_length() + 1):
@@ -176,8 +178,7 @@ class AgeModel:
         if len(images) == 0:
             return np.zeros((0,)), {age: np.zeros((0,)) for age in self.head_ages.values()}
         outputs = self._outputs(images, batch_size)
-        heads = {age: outputs[name].reshape(-1) for name, age in self.head_ages.items()}
-        return outputs[AGE].reshape(-1), heads
+        return outputs[AGE].reshape(-1), self._heads(outputs)
 
     def estimate(self, images: np.ndarray, coverage: float, batch_size: int = 64) -> list[AgeEstimate]:
         """Ages with an interval holding ``coverage`` of the model's age distribution."""
@@ -196,7 +197,7 @@ class AgeModel:
             estimates = softmax_estimates(ages, outputs[AGE_PROBS], coverage)
         if not self.head_ages:
             return estimates
-        heads = {age: outputs[name].reshape(-1) for name, age in self.head_ages.items()}
+        heads = self._heads(outputs)
         return [
             replace(e, heads={age: float(p[i]) for age, p in heads.items()}) for i, e in enumerate(estimates)
         ]

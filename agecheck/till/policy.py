@@ -26,15 +26,23 @@ PROB_DECIMALS = 4
 
 
 def asks_for_id(age: ArrayLike, p_under_threshold: ArrayLike | None, policy: PolicyConfig) -> np.ndarray:
-    """Whether the till asks for ID, per customer: the estimated age under the threshold (rule
+    """Whether the till asks for ID, per customer, under ``policy`` (:func:`asks_under`)."""
+    return asks_under(policy.rule, age, p_under_threshold, policy.threshold, policy.heads_cut)
+
+
+def asks_under(
+    rule: str, age: ArrayLike, p_under_threshold: ArrayLike | None, threshold: float, heads_cut: float
+) -> np.ndarray:
+    """Whether ``rule`` asks for ID, per customer: the estimated age under ``threshold`` (rule
     ``threshold``), or P(age < threshold) at least ``heads_cut`` (rule ``heads``; where that
-    probability is missing, as from a regression model, the threshold decides)."""
+    probability is missing, as from a regression model, the threshold decides). The trade-off curves
+    call it at every cut, the till at the policy's."""
     ages = np.atleast_1d(np.asarray(age, dtype=np.float64))
-    asked = ages < policy.threshold
-    if policy.rule == "heads" and p_under_threshold is not None:
+    asked = ages < threshold
+    if rule == "heads" and p_under_threshold is not None:
         under = np.atleast_1d(np.asarray(p_under_threshold, dtype=np.float64))
         known = np.isfinite(under)
-        asked = np.where(known, under >= policy.heads_cut, asked)
+        asked = np.where(known, under >= heads_cut, asked)
     return asked
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,3 +44,11 @@ class MemberPaths:
     def live(self) -> Path:
         """DVCLive's folder: the member's training curves and summary."""
         return Path("metrics/train") / self.name
+
+
+def member_argument(description: str | None) -> str:
+    """The member a per-member stage runs for (``python stages/X.py MEMBER``): its one argument, with a
+    usage line when it is missing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("member", help="a member named under model.members in params.yaml")
+    return parser.parse_args().member

@@ -52,9 +52,8 @@ def freeze_batchnorm(model: keras.Model) -> None:
 
 
 def pool(x: keras.KerasTensor) -> keras.KerasTensor:
-    """Average a feature map over its positions; a backbone that ends in a vector (faceres) is left
-    as it is."""
-    return layers.GlobalAveragePooling2D(name="pool")(x) if len(x.shape) == 4 else x
+    """Average a feature map over its positions (faceres ends in a 1x1 map: its vector)."""
+    return layers.GlobalAveragePooling2D(name="pool")(x)
 
 
 class AgeNet:
