@@ -246,15 +246,14 @@ def till_rule(tradeoff: dict[str, Any]) -> str | None:
     if not rule:
         return None
     test, both = rule["test"], rule["teens_served_val_test"]
-    if both["rate"] is None or test["adults_asked"]["rate"] is None:
-        return (
-            f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or "
-            "more**, not on the estimated age alone; the test photos have too few teens or adults to say "
-            "what that costs."
-        )
-    return (
+    lead = (
         f"**The till asks for ID when the model's under-25 check gives {percent(rule['cut'], 0)} or more**, "
-        "not on the estimated age alone. Chosen on the validation photos to serve as few 13-17-year-olds "
+        "not on the estimated age alone"
+    )
+    if both["rate"] is None or test["adults_asked"]["rate"] is None:
+        return f"{lead}; the test photos have too few teens or adults to say what that costs."
+    return (
+        f"{lead}. Chosen on the validation photos to serve as few 13-17-year-olds "
         "as possible for the fewest ID checks, on the photos never used to train or choose it this serves "
         f"{both['hits']} of the {both['count']} 13-17-year-olds "
         f"({percent(both['rate'])}) and asks {percent(test['adults_asked']['rate'])} of customers aged 25 "
