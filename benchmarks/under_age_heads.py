@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.neural_network import MLPClassifier
@@ -39,6 +40,8 @@ from agecheck.faces.table import model_inputs, read_faces
 from agecheck.model.age_model import AgeModel
 from agecheck.model.ensemble import Member, members_model
 from agecheck.model.outputs import FEATURES
+from agecheck.till.policy import probability_under
+from agecheck.training.ensemble_weights import expected_ages
 from agecheck.training.members import MemberPaths
 from agecheck.training.under_age_heads import _weights, fit_under_age_head
 
@@ -46,13 +49,8 @@ AGE = int(CHALLENGE_AGE)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def _under(probs: np.ndarray) -> np.ndarray:
-    """P(age < 25) from softmaxes over the years 0..K."""
-    return probs[:, :AGE].sum(axis=1)
+    """Log-odds, with probabilities of exactly 0 or 1 kept finite."""
+    return logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def _age_head(model: keras.Model) -> keras.Model:
@@ -112,9 +110,9 @@ def main() -> None:
             feats = [np.asarray(out[f"{m.name}_{FEATURES}"]) for m in members]
             probs = [np.asarray(out[m.name], np.float64) for m in members]
         x[split] = np.concatenate(feats, axis=1)
-        soft[split] = np.stack([_logit(_under(p)) for p in probs], axis=1)
+        soft[split] = np.stack([_logit(probability_under(p, AGE)) for p in probs], axis=1)
         average = sum(w * p for w, p in zip(weights, probs, strict=True))
-        ens[split] = (average @ np.arange(average.shape[1]), _under(average))
+        ens[split] = (expected_ages(average), probability_under(average, AGE))
     print(f"features of {sum(len(t) for t in tables.values())} photos in {time.monotonic() - started:.0f} s")
 
     balance = params.train.age_balance
