@@ -133,7 +133,8 @@ def test_the_report_page_says_the_committed_numbers_in_plain_words() -> None:
     assert (
         "<strong>The till asks for ID when the model&#x27;s under-25 check gives 28% or more</strong>" in html
     )
-    assert "this serves 7 of the 188 13-17-year-olds (3.7%) and asks 15.0% of customers aged 25" in html
+    assert "On the validation and test photos together it serves 7 of the 188 13-17-year-olds (3.7%)" in html
+    assert "on the test photos, never used to train or choose it, it asks 15.0% of customers aged 25" in html
     assert "<td>88</td><td>100</td>" in html  # ID checks per 1,000 adults: ask under 25, under 25.3
     plain = _committed_report(tradeoff=False)  # a till deciding on the estimated age
     assert "ask for ID when the estimate is under 25.3, not 25." in plain and "under-25 check" not in plain

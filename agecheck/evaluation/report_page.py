@@ -253,11 +253,11 @@ def till_rule(tradeoff: dict[str, Any]) -> str | None:
     if both["rate"] is None or test["adults_asked"]["rate"] is None:
         return f"{lead}; the test photos have too few teens or adults to say what that costs."
     return (
-        f"{lead}. Chosen on the validation photos to serve as few 13-17-year-olds "
-        "as possible for the fewest ID checks, on the photos never used to train or choose it this serves "
-        f"{both['hits']} of the {both['count']} 13-17-year-olds "
-        f"({percent(both['rate'])}) and asks {percent(test['adults_asked']['rate'])} of customers aged 25 "
-        "or older for ID. The figures below are for a plain threshold on the estimated age, for comparison."
+        f"{lead}; the cut was chosen on the validation photos to serve as few 13-17-year-olds as possible "
+        f"for the fewest ID checks. On the validation and test photos together it serves {both['hits']} of "
+        f"the {both['count']} 13-17-year-olds ({percent(both['rate'])}); on the test photos, never used to "
+        f"train or choose it, it asks {percent(test['adults_asked']['rate'])} of customers aged 25 or older "
+        "for ID. The figures below are for a plain threshold on the estimated age, for comparison."
     )
 
 
