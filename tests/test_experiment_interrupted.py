@@ -19,9 +19,12 @@ from tests.support.repo_copy import ROOT
 
 pytestmark = pytest.mark.e2e
 
-#: The README's recovery after Ctrl-C in the workspace: the committed params, lock and metrics, then the
-#: outputs dvc.lock records, from the cache.
-RECOVER = "rm -f params.yaml dvc.lock && git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout"
+#: The README's recovery after Ctrl-C in the workspace: the committed params, lock, metrics and the model's
+#: git-tracked files (as ``models/age_model.calibration.json``), then the outputs dvc.lock records, from
+#: the cache.
+RECOVER = (
+    "rm -f params.yaml dvc.lock && git checkout HEAD -- params.yaml dvc.lock metrics models && dvc checkout"
+)
 
 TRAIN = """import os, sys, time, yaml
 if "TRAIN_STARTED" in os.environ:  # where the test waits for it
@@ -30,6 +33,7 @@ lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
 if lr != 1:
     time.sleep(120)
 open("models/model.bin", "w").write(f"model lr={lr}\\n")
+open("models/model.json", "w").write(f'{{"lr": {lr}}}\\n')  # git-tracked beside it, as the sidecars
 """
 EVALUATE = """import json, yaml
 t = yaml.safe_load(open("params.yaml"))["policy"]["threshold"]
@@ -40,7 +44,7 @@ DVC_YAML = """stages:
     cmd: python train.py
     deps: [train.py]
     params: [train]
-    outs: [models/model.bin]
+    outs: [models/model.bin, {models/model.json: {cache: false}}]
   evaluate:
     cmd: python evaluate.py
     deps: [evaluate.py, models/model.bin]
